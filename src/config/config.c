@@ -1,0 +1,839 @@
+/*
+ * config.c - the key table and the loaders (defaults, YAML via libyaml, environment, --set).
+ *
+ * Design: one static table lists every key with its type, the offset of its field in struct
+ * config, its default (as the same text a user would write in YAML) and a one-line doc. All
+ * sources go through one conversion function (set_from_text), so "300", "5m" or "16MiB" mean
+ * the same everywhere. Nested YAML mappings flatten into dotted paths ("http.listen").
+ *
+ * Rejected: a generic YAML->JSON->struct mapping; it loses line numbers, which users need when
+ * a key is wrong, and would accept typos silently. Unknown keys are errors here.
+ */
+#include "config/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "base/util.h"
+
+extern char **environ;
+
+enum cfg_type {
+    T_STR,
+    T_ENUM, /* T_STR restricted to a '|'-separated set */
+    T_BOOL,
+    T_INT,
+    T_SIZE,     /* bytes, with optional unit suffix */
+    T_DURATION, /* seconds, with optional s/m/h/d suffix */
+    T_DOUBLE,
+    T_STRLIST,
+    T_TOKENS, /* list of {token, principal} */
+};
+
+struct cfg_key {
+    const char *path;
+    enum cfg_type type;
+    size_t offset;
+    const char *def;   /* default, as YAML text; "" = empty */
+    const char *extra; /* T_ENUM: allowed values "a|b|c" */
+    const char *doc;
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct cfg_key keys[] = {
+    {"state_dir", T_STR, OFF(state_dir), "", NULL,
+     "where sandbox workspaces and state live; empty = /var/lib/agentbox as root, else "
+     "$XDG_STATE_HOME/agentbox (~/.local/state/agentbox)"},
+    {"log.level", T_ENUM, OFF(log.level), "info", "debug|info|warn|error", "server log level"},
+    {"log.format", T_ENUM, OFF(log.format), "human", "human|json",
+     "server log format on stderr: human, or one JSON object per line"},
+    {"stdio.max_line_bytes", T_SIZE, OFF(stdio.max_line_bytes), "16MiB", NULL,
+     "longest JSON-RPC line accepted on stdin; longer lines get an error response"},
+    {"http.listen", T_STR, OFF(http.listen), "127.0.0.1:8080", NULL,
+     "ADDR:PORT for Streamable HTTP (used by `serve --http` without an address)"},
+    {"http.path", T_STR, OFF(http.path), "/mcp", NULL, "the MCP endpoint path"},
+    {"http.allowed_origins", T_STRLIST, OFF(http.allowed_origins), "", NULL,
+     "Origin values accepted besides http(s)://localhost, 127.0.0.1 and [::1] (any port)"},
+    {"http.allowed_hosts", T_STRLIST, OFF(http.allowed_hosts), "", NULL,
+     "Host values accepted besides localhost, 127.0.0.1 and [::1]; when bound to a "
+     "non-loopback address, the Host check is off unless this list is set"},
+    {"http.max_body_bytes", T_SIZE, OFF(http.max_body_bytes), "16MiB", NULL,
+     "largest POST body; larger requests get 413"},
+    {"http.session_idle_timeout", T_DURATION, OFF(http.session_idle_timeout_s), "1h", NULL,
+     "an HTTP session unused this long is closed (its sandboxes are kept)"},
+    {"http.max_sessions", T_INT, OFF(http.max_sessions), "10000", NULL,
+     "most concurrent HTTP sessions"},
+    {"http.sse_keepalive", T_DURATION, OFF(http.sse_keepalive_s), "15s", NULL,
+     "interval of SSE keep-alive comments on open streams"},
+    {"http.sse_retry_ms", T_INT, OFF(http.sse_retry_ms), "1000", NULL,
+     "reconnection delay advertised to clients in SSE `retry:` fields"},
+    {"http.sse_replay_events", T_INT, OFF(http.sse_replay_events), "1024", NULL,
+     "events kept per session for Last-Event-ID resumption"},
+    {"http.json_response", T_BOOL, OFF(http.json_response), "false", NULL,
+     "answer requests with a single application/json body instead of an SSE stream "
+     "(notifications during a call are then not streamed)"},
+    {"http.allow_insecure_bind", T_BOOL, OFF(http.allow_insecure_bind), "false", NULL,
+     "allow binding a non-loopback address without auth tokens (not recommended)"},
+    {"http.shutdown_grace", T_DURATION, OFF(http.shutdown_grace_s), "30s", NULL,
+     "on SIGTERM, how long in-flight calls may finish before the server exits"},
+    {"auth.tokens", T_TOKENS, OFF(auth), "", NULL,
+     "bearer tokens, each `{token: ..., principal: ...}`; AGENTBOX_TOKEN adds one for "
+     "principal \"default\""},
+    {"auth.token_file", T_STR, OFF(auth.token_file), "", NULL,
+     "file of `TOKEN [PRINCIPAL]` lines, re-read on SIGHUP"},
+    {"sandbox.provider", T_ENUM, OFF(sandbox.provider), "local", "local|agent-sandbox",
+     "where sandboxes run: local Linux namespaces, or Kubernetes agent-sandbox"},
+    {"sandbox.ttl", T_DURATION, OFF(sandbox.ttl_s), "0", NULL,
+     "absolute lifetime of a sandbox from creation; 0 = unlimited"},
+    {"sandbox.idle_ttl", T_DURATION, OFF(sandbox.idle_ttl_s), "24h", NULL,
+     "a sandbox unused this long is deleted; 0 = never"},
+    {"sandbox.reap_interval", T_DURATION, OFF(sandbox.reap_interval_s), "30s", NULL,
+     "how often expired sandboxes are looked for"},
+    {"sandbox.create_timeout", T_DURATION, OFF(sandbox.create_timeout_s), "120s", NULL,
+     "give up creating a sandbox after this long"},
+    {"sandbox.pool.size", T_INT, OFF(sandbox.pool.size), "2", NULL,
+     "warm sandboxes kept ready (local provider); 0 disables the pool"},
+    {"local.workspace", T_STR, OFF(local.workspace), "/workspace", NULL,
+     "the writable workspace inside each sandbox (also the working directory)"},
+    {"local.network", T_ENUM, OFF(local.network), "none", "none|host",
+     "none: loopback only inside the sandbox; host: share the host network"},
+    {"local.user_namespace", T_ENUM, OFF(local.user_namespace), "auto", "auto|always|never",
+     "create a user namespace: auto = when not running as root"},
+    {"local.uid", T_INT, OFF(local.uid), "1000", NULL,
+     "uid and gid that commands run as inside the sandbox"},
+    {"local.ro_binds", T_STRLIST, OFF(local.ro_binds), "", NULL,
+     "extra host directories bound read-only at the same path (e.g. /opt/tools)"},
+    {"local.seccomp", T_ENUM, OFF(local.seccomp), "default", "default|off",
+     "the syscall filter; off only for debugging"},
+    {"local.recreate_on_death", T_BOOL, OFF(local.recreate_on_death), "true", NULL,
+     "when a sandbox's helper dies, restart it transparently (workspace kept); false = "
+     "report an error to the next call"},
+    {"local.limits.memory", T_SIZE, OFF(local.limits.memory_bytes), "1GiB", NULL,
+     "memory limit per sandbox (cgroup); 0 = none"},
+    {"local.limits.pids", T_INT, OFF(local.limits.pids), "256", NULL,
+     "process limit per sandbox (cgroup pids, RLIMIT_NPROC)"},
+    {"local.limits.cpus", T_DOUBLE, OFF(local.limits.cpus), "1", NULL,
+     "CPU quota per sandbox in CPUs (cgroup); 0 = none"},
+    {"local.limits.nofile", T_INT, OFF(local.limits.nofile), "1024", NULL,
+     "open files per process (RLIMIT_NOFILE)"},
+    {"local.limits.file_size", T_SIZE, OFF(local.limits.file_size_bytes), "1GiB", NULL,
+     "largest file a command may write (RLIMIT_FSIZE)"},
+    {"local.limits.cpu_seconds", T_INT, OFF(local.limits.cpu_seconds), "0", NULL,
+     "CPU seconds per command (RLIMIT_CPU); 0 = none"},
+    {"local.limits.tmp_size", T_SIZE, OFF(local.limits.tmp_bytes), "256MiB", NULL,
+     "size of each sandbox's /tmp (tmpfs)"},
+    {"tools.execute.timeout", T_DURATION, OFF(tools.execute_timeout_s), "300s", NULL,
+     "default timeout of execute and execute_python"},
+    {"tools.execute.max_timeout", T_DURATION, OFF(tools.execute_max_timeout_s), "3600s", NULL,
+     "largest timeout a call may request"},
+    {"tools.execute.max_output", T_SIZE, OFF(tools.execute_max_output_bytes), "1MiB", NULL,
+     "output kept per command; the rest is dropped and the result says truncated"},
+    {"tools.read.max_bytes", T_SIZE, OFF(tools.read_max_bytes), "64MiB", NULL,
+     "largest text file read and edit will load"},
+    {"tools.read.max_binary_bytes", T_SIZE, OFF(tools.read_max_binary_bytes), "500KiB", NULL,
+     "largest image/audio/binary file read returns as a content block"},
+    {"tools.upload.max_bytes", T_SIZE, OFF(tools.upload_max_bytes), "64MiB", NULL,
+     "largest file upload accepts"},
+    {"tools.download.max_bytes", T_SIZE, OFF(tools.download_max_bytes), "64MiB", NULL,
+     "largest file download returns"},
+    {"tools.grep.max_count", T_INT, OFF(tools.grep_max_count), "1000", NULL,
+     "default cap on grep matches"},
+    {"tools.glob.max_matches", T_INT, OFF(tools.glob_max_matches), "10000", NULL,
+     "cap on glob results"},
+    {"tools.python", T_STR, OFF(tools.python), "python3", NULL,
+     "interpreter execute_python runs inside the sandbox"},
+    {"k8s.kubeconfig", T_STR, OFF(k8s.kubeconfig), "", NULL,
+     "kubeconfig path; empty = $KUBECONFIG, ~/.kube/config, then the in-cluster account"},
+    {"k8s.context", T_STR, OFF(k8s.context), "", NULL, "kubeconfig context; empty = current"},
+    {"k8s.namespace", T_STR, OFF(k8s.namespace), "default", NULL,
+     "namespace of SandboxClaims"},
+    {"k8s.api_version", T_ENUM, OFF(k8s.api_version), "auto", "auto|v1beta1|v1alpha1",
+     "agent-sandbox API: v1beta1 (>= 0.5), v1alpha1 (<= 0.4), or discover"},
+    {"k8s.template", T_STR, OFF(k8s.template_name), "python-sandbox-template", NULL,
+     "SandboxTemplate to claim from"},
+    {"k8s.warm_pool", T_STR, OFF(k8s.warm_pool), "", NULL,
+     "SandboxWarmPool to adopt from; empty = none"},
+    {"k8s.connection", T_ENUM, OFF(k8s.connection), "direct",
+     "direct|gateway|in-cluster|tunnel",
+     "how the runtime is reached: router URL, Gateway address, pod IP, or kubectl port-forward"},
+    {"k8s.router_url", T_STR, OFF(k8s.router_url), "", NULL, "sandbox-router URL (direct mode)"},
+    {"k8s.gateway_name", T_STR, OFF(k8s.gateway_name), "", NULL, "Gateway (gateway mode)"},
+    {"k8s.gateway_namespace", T_STR, OFF(k8s.gateway_namespace), "default", NULL,
+     "Gateway namespace"},
+    {"k8s.server_port", T_INT, OFF(k8s.server_port), "8888", NULL,
+     "port of the runtime inside the sandbox pod"},
+    {"k8s.send_pod_ip", T_BOOL, OFF(k8s.send_pod_ip), "true", NULL,
+     "send X-Sandbox-Pod-IP so routers can reach warm-pool pods without a Service"},
+    {"k8s.ready_timeout", T_DURATION, OFF(k8s.ready_timeout_s), "180s", NULL,
+     "wait this long for a claim to become Ready"},
+    {"k8s.request_timeout", T_DURATION, OFF(k8s.request_timeout_s), "30s", NULL,
+     "timeout of one Kubernetes API request"},
+    {"k8s.kubectl", T_STR, OFF(k8s.kubectl), "kubectl", NULL, "kubectl binary (tunnel mode)"},
+};
+
+#define NKEYS AB_ARRAY_LEN(keys)
+
+const char *cfg_key_at(size_t i, const char **def, const char **doc)
+{
+    if (i >= NKEYS)
+        return NULL;
+    if (def)
+        *def = keys[i].def;
+    if (doc)
+        *doc = keys[i].doc;
+    return keys[i].path;
+}
+
+static const struct cfg_key *key_find(const char *path)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].path, path) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void *field(struct config *cfg, const struct cfg_key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static void strlist_free(struct cfg_strlist *l)
+{
+    if (l->v)
+        for (size_t i = 0; i < l->n; i++)
+            free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static ab_status strlist_push(struct cfg_strlist *l, const char *s)
+{
+    char **nv = realloc(l->v, (l->n + 2) * sizeof(char *));
+    if (!nv)
+        return AB_NOMEM;
+    l->v = nv;
+    l->v[l->n] = ab_strdup(s);
+    if (!l->v[l->n])
+        return AB_NOMEM;
+    l->n++;
+    l->v[l->n] = NULL;
+    return AB_OK;
+}
+
+static void tokens_free(struct cfg_auth *a)
+{
+    for (size_t i = 0; i < a->ntokens; i++) {
+        if (a->tokens[i].token)
+            memset(a->tokens[i].token, 0, strlen(a->tokens[i].token));
+        free(a->tokens[i].token);
+        free(a->tokens[i].principal);
+    }
+    free(a->tokens);
+    a->tokens = NULL;
+    a->ntokens = 0;
+}
+
+static ab_status tokens_push(struct cfg_auth *a, const char *token, const char *principal)
+{
+    struct cfg_token *nt = realloc(a->tokens, (a->ntokens + 1) * sizeof(*nt));
+    if (!nt)
+        return AB_NOMEM;
+    a->tokens = nt;
+    nt[a->ntokens].token = ab_strdup(token);
+    nt[a->ntokens].principal = ab_strdup(principal);
+    if (!nt[a->ntokens].token || !nt[a->ntokens].principal) {
+        free(nt[a->ntokens].token);
+        free(nt[a->ntokens].principal);
+        return AB_NOMEM;
+    }
+    a->ntokens++;
+    return AB_OK;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_duration(const char *s, int64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v < 0)
+        return false;
+    int64_t mul = 1;
+    if (*end) {
+        switch (*end) {
+        case 's':
+            mul = 1;
+            break;
+        case 'm':
+            mul = 60;
+            break;
+        case 'h':
+            mul = 3600;
+            break;
+        case 'd':
+            mul = 86400;
+            break;
+        default:
+            return false;
+        }
+        if (end[1])
+            return false;
+    }
+    if (v > INT64_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+static bool enum_allows(const char *allowed, const char *v)
+{
+    size_t vl = strlen(v);
+    const char *p = allowed;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == vl && strncmp(p, v, len) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+/* Convert text to the key's type and store it. list_append: for T_STRLIST, add one item
+ * (YAML sequences) instead of replacing the list with a comma-separated value. */
+static ab_status set_from_text(struct config *cfg, const struct cfg_key *k, const char *text,
+                               bool list_append, struct ab_err *err)
+{
+    void *f = field(cfg, k);
+    switch (k->type) {
+    case T_ENUM:
+        if (!enum_allows(k->extra, text))
+            return ab_err_set(err, AB_INVAL, "must be one of %s, not '%s'", k->extra, text);
+        /* fallthrough */
+    case T_STR: {
+        char *dup = ab_strdup(text);
+        if (!dup)
+            return AB_NOMEM;
+        free(*(char **)f);
+        *(char **)f = dup;
+        return AB_OK;
+    }
+    case T_BOOL:
+        if (!parse_bool(text, (bool *)f))
+            return ab_err_set(err, AB_INVAL, "expected true or false, not '%s'", text);
+        return AB_OK;
+    case T_INT: {
+        int64_t v;
+        if (!ab_parse_i64(text, &v))
+            return ab_err_set(err, AB_INVAL, "expected an integer, not '%s'", text);
+        *(int64_t *)f = v;
+        return AB_OK;
+    }
+    case T_SIZE: {
+        uint64_t v;
+        if (!ab_parse_size(text, &v))
+            return ab_err_set(err, AB_INVAL,
+                              "expected a size such as 4096, 512KiB or 16MiB, not '%s'", text);
+        *(uint64_t *)f = v;
+        return AB_OK;
+    }
+    case T_DURATION: {
+        int64_t v;
+        if (!parse_duration(text, &v))
+            return ab_err_set(err, AB_INVAL,
+                              "expected a duration such as 30, 30s, 5m, 2h or 1d, not '%s'", text);
+        *(int64_t *)f = v;
+        return AB_OK;
+    }
+    case T_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || v < 0)
+            return ab_err_set(err, AB_INVAL, "expected a non-negative number, not '%s'", text);
+        *(double *)f = v;
+        return AB_OK;
+    }
+    case T_STRLIST: {
+        struct cfg_strlist *l = f;
+        if (list_append)
+            return strlist_push(l, text);
+        strlist_free(l);
+        char *copy = ab_strdup(text);
+        if (!copy)
+            return AB_NOMEM;
+        ab_status rc = AB_OK;
+        char *rest = copy, *item;
+        while (!rc && (item = strsep(&rest, ",")) != NULL) {
+            while (*item == ' ')
+                item++;
+            char *e = item + strlen(item);
+            while (e > item && e[-1] == ' ')
+                *--e = '\0';
+            if (*item)
+                rc = strlist_push(l, item);
+        }
+        free(copy);
+        return rc;
+    }
+    case T_TOKENS: {
+        /* From text (environment / --set): "token[:principal],token2[:principal2]". */
+        struct cfg_auth *a = f;
+        tokens_free(a);
+        char *copy = ab_strdup(text);
+        if (!copy)
+            return AB_NOMEM;
+        ab_status rc = AB_OK;
+        char *rest = copy, *item;
+        while (!rc && (item = strsep(&rest, ",")) != NULL) {
+            if (!*item)
+                continue;
+            char *colon = strchr(item, ':');
+            if (colon)
+                *colon = '\0';
+            rc = tokens_push(a, item, colon && colon[1] ? colon + 1 : "default");
+        }
+        free(copy);
+        return rc;
+    }
+    }
+    return ab_err_set(err, AB_INTERNAL, "unknown key type");
+}
+
+ab_status cfg_init_defaults(struct config *cfg, struct ab_err *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == T_TOKENS || (keys[i].type == T_STRLIST && !*keys[i].def))
+            continue;
+        ab_status rc = set_from_text(cfg, &keys[i], keys[i].def, false, err);
+        if (rc)
+            return ab_err_wrap(err, "default of %s", keys[i].path);
+    }
+    return AB_OK;
+}
+
+void cfg_cleanup(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *f = field(cfg, &keys[i]);
+        switch (keys[i].type) {
+        case T_STR:
+        case T_ENUM:
+            free(*(char **)f);
+            *(char **)f = NULL;
+            break;
+        case T_STRLIST:
+            strlist_free(f);
+            break;
+        case T_TOKENS:
+            tokens_free(f);
+            break;
+        case T_BOOL:
+        case T_INT:
+        case T_SIZE:
+        case T_DURATION:
+        case T_DOUBLE:
+            break;
+        }
+    }
+    free(cfg->source);
+    cfg->source = NULL;
+}
+
+/* ---- YAML ---- */
+
+struct yaml_ctx {
+    struct config *cfg;
+    yaml_document_t *doc;
+    const char *name;
+    struct ab_err *err;
+};
+
+static ab_status yerr(struct yaml_ctx *y, const yaml_node_t *node, const char *path,
+                      ab_status code, const char *msg)
+{
+    return ab_err_set(y->err, code, "%s:%lu: key '%s': %s", y->name,
+                      node ? (unsigned long)node->start_mark.line + 1 : 0UL, path, msg);
+}
+
+static ab_status load_tokens(struct yaml_ctx *y, yaml_node_t *node, const char *path)
+{
+    struct cfg_auth *a = &y->cfg->auth;
+    if (node->type == YAML_SCALAR_NODE && node->data.scalar.length == 0)
+        return AB_OK;
+    if (node->type != YAML_SEQUENCE_NODE)
+        return yerr(y, node, path, AB_INVAL,
+                    "expected a list of {token: ..., principal: ...} entries");
+    tokens_free(a);
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(y->doc, *it);
+        const char *token = NULL, *principal = "default";
+        if (item && item->type == YAML_SCALAR_NODE) {
+            token = (const char *)item->data.scalar.value;
+        } else if (item && item->type == YAML_MAPPING_NODE) {
+            for (yaml_node_pair_t *p = item->data.mapping.pairs.start;
+                 p < item->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+                yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+                if (!k || !v || k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE)
+                    return yerr(y, item, path, AB_INVAL, "token entries hold plain strings");
+                const char *kk = (const char *)k->data.scalar.value;
+                if (strcmp(kk, "token") == 0)
+                    token = (const char *)v->data.scalar.value;
+                else if (strcmp(kk, "principal") == 0)
+                    principal = (const char *)v->data.scalar.value;
+                else
+                    return yerr(y, k, path, AB_INVAL,
+                                "unknown field in a token entry (use token and principal)");
+            }
+        }
+        if (!token || !*token)
+            return yerr(y, item, path, AB_INVAL, "each entry needs a non-empty token");
+        if (strlen(token) < 16)
+            return yerr(y, item, path, AB_INVAL,
+                        "tokens must be at least 16 characters (use `openssl rand -hex 32`)");
+        if (tokens_push(a, token, principal))
+            return AB_NOMEM;
+    }
+    return AB_OK;
+}
+
+static ab_status load_mapping(struct yaml_ctx *y, yaml_node_t *node, const char *prefix)
+{
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
+        if (!k || !v || k->type != YAML_SCALAR_NODE)
+            return yerr(y, k, prefix, AB_INVAL, "mapping keys must be plain strings");
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
+                 (const char *)k->data.scalar.value);
+        const struct cfg_key *key = key_find(path);
+        if (!key) {
+            if (v->type == YAML_MAPPING_NODE) {
+                /* A section: descend if some key lives under it. */
+                size_t plen = strlen(path);
+                bool section = false;
+                for (size_t i = 0; i < NKEYS && !section; i++)
+                    section = strncmp(keys[i].path, path, plen) == 0 && keys[i].path[plen] == '.';
+                if (section) {
+                    ab_status rc = load_mapping(y, v, path);
+                    if (rc)
+                        return rc;
+                    continue;
+                }
+            }
+            return yerr(y, k, path, AB_INVAL,
+                        "unknown key (see config/agentbox.yaml for every key)");
+        }
+        ab_status rc = AB_OK;
+        if (key->type == T_TOKENS) {
+            rc = load_tokens(y, v, path);
+        } else if (key->type == T_STRLIST && v->type == YAML_SEQUENCE_NODE) {
+            strlist_free(field(y->cfg, key));
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 it < v->data.sequence.items.top && !rc; it++) {
+                yaml_node_t *item = yaml_document_get_node(y->doc, *it);
+                if (!item || item->type != YAML_SCALAR_NODE)
+                    return yerr(y, item ? item : v, path, AB_INVAL,
+                                "expected a list of strings");
+                rc = set_from_text(y->cfg, key, (const char *)item->data.scalar.value, true,
+                                   y->err);
+                if (rc)
+                    return yerr(y, item, path, rc, y->err ? y->err->msg : "invalid value");
+            }
+        } else if (v->type != YAML_SCALAR_NODE) {
+            return yerr(y, v, path, AB_INVAL,
+                        key->type == T_STRLIST ? "expected a list of strings"
+                                               : "expected a single value, not a list or mapping");
+        } else {
+            const char *text = (const char *)v->data.scalar.value;
+            /* YAML `~` / `null` / empty: back to the default */
+            bool is_null = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                           (strcmp(text, "~") == 0 || strcmp(text, "null") == 0);
+            if (is_null)
+                text = key->def;
+            struct ab_err local;
+            ab_err_clear(&local);
+            rc = set_from_text(y->cfg, key, text, false, &local);
+            if (rc)
+                return yerr(y, v, path, rc, local.msg);
+        }
+        if (rc)
+            return rc;
+    }
+    return AB_OK;
+}
+
+ab_status cfg_load_string(struct config *cfg, const char *text, size_t len, const char *name,
+                          struct ab_err *err)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return ab_err_set(err, AB_NOMEM, "%s: cannot initialise the YAML parser", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        ab_status rc = ab_err_set(err, AB_INVAL, "%s:%lu: YAML syntax error: %s", name,
+                                  (unsigned long)parser.problem_mark.line + 1,
+                                  parser.problem ? parser.problem : "unknown");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    ab_status rc = AB_OK;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    struct yaml_ctx y = {cfg, &doc, name, err};
+    if (root) {
+        if (root->type == YAML_MAPPING_NODE)
+            rc = load_mapping(&y, root, "");
+        else if (!(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+            rc = ab_err_set(err, AB_INVAL, "%s:%lu: the top level must be a mapping of keys",
+                            name, (unsigned long)root->start_mark.line + 1);
+    }
+    /* Only one document is read; a second one is almost certainly a mistake. */
+    if (!rc) {
+        yaml_document_t extra;
+        if (yaml_parser_load(&parser, &extra)) {
+            if (yaml_document_get_root_node(&extra))
+                rc = ab_err_set(err, AB_INVAL, "%s: only one YAML document is allowed", name);
+            yaml_document_delete(&extra);
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+ab_status cfg_load_file(struct config *cfg, const char *path, struct ab_err *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return ab_err_sys(err, AB_IO, errno, "%s: cannot open config file", path);
+    struct {
+        char *data;
+        size_t len;
+    } body = {NULL, 0};
+    size_t cap = 0;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (body.len + n > 4u * 1024 * 1024) {
+            fclose(f);
+            free(body.data);
+            return ab_err_set(err, AB_LIMIT, "%s: config file larger than 4 MiB", path);
+        }
+        if (body.len + n + 1 > cap) {
+            cap = (body.len + n + 1) * 2;
+            char *nd = realloc(body.data, cap);
+            if (!nd) {
+                fclose(f);
+                free(body.data);
+                return AB_NOMEM;
+            }
+            body.data = nd;
+        }
+        memcpy(body.data + body.len, chunk, n);
+        body.len += n;
+    }
+    fclose(f);
+    ab_status rc = cfg_load_string(cfg, body.data ? body.data : "", body.len, path, err);
+    free(body.data);
+    if (!rc) {
+        free(cfg->source);
+        cfg->source = ab_strdup(path);
+    }
+    return rc;
+}
+
+/* ---- environment, --set ---- */
+
+static void env_name_for(const char *path, char *out, size_t cap)
+{
+    size_t o = snprintf(out, cap, "AGENTBOX_");
+    for (const char *p = path; *p && o + 1 < cap; p++)
+        out[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+    out[o] = '\0';
+}
+
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t nl = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=')
+            return *e + nl + 1;
+    return NULL;
+}
+
+ab_status cfg_apply_env(struct config *cfg, char *const *envp, struct ab_err *err)
+{
+    if (!envp)
+        envp = environ;
+    for (size_t i = 0; i < NKEYS; i++) {
+        char name[128];
+        env_name_for(keys[i].path, name, sizeof(name));
+        const char *v = env_lookup(envp, name);
+        if (!v)
+            continue;
+        struct ab_err local;
+        ab_err_clear(&local);
+        ab_status rc = set_from_text(cfg, &keys[i], v, false, &local);
+        if (rc)
+            return ab_err_set(err, rc, "environment %s (key '%s'): %s", name, keys[i].path,
+                              local.msg);
+    }
+    const char *tok = env_lookup(envp, "AGENTBOX_TOKEN");
+    if (tok && *tok) {
+        if (strlen(tok) < 16)
+            return ab_err_set(err, AB_INVAL,
+                              "environment AGENTBOX_TOKEN: tokens must be at least 16 characters");
+        if (tokens_push(&cfg->auth, tok, "default"))
+            return AB_NOMEM;
+    }
+    const char *cf = env_lookup(envp, "AGENTBOX_CONFORMANCE_FIXTURES");
+    if (cf)
+        parse_bool(cf, &cfg->conformance_fixtures);
+    return AB_OK;
+}
+
+ab_status cfg_set(struct config *cfg, const char *path, const char *value, struct ab_err *err)
+{
+    const struct cfg_key *k = key_find(path);
+    if (!k)
+        return ab_err_set(err, AB_INVAL, "unknown config key '%s'", path);
+    struct ab_err local;
+    ab_err_clear(&local);
+    ab_status rc = set_from_text(cfg, k, value, false, &local);
+    if (rc)
+        return ab_err_set(err, rc, "key '%s': %s", path, local.msg);
+    return AB_OK;
+}
+
+/* ---- validation ---- */
+
+static bool listen_is_loopback(const char *listen)
+{
+    /* "127.x.y.z:port", "localhost:port", "[::1]:port" */
+    return ab_starts_with(listen, "127.") || ab_starts_with(listen, "localhost:") ||
+           ab_starts_with(listen, "[::1]:");
+}
+
+ab_status cfg_validate(const struct config *cfg, struct ab_err *err)
+{
+    const char *where = cfg->source ? cfg->source : "configuration";
+    if (!cfg->http.path || cfg->http.path[0] != '/')
+        return ab_err_set(err, AB_INVAL, "%s: key 'http.path': must start with '/'", where);
+    if (!strchr(cfg->http.listen, ':'))
+        return ab_err_set(err, AB_INVAL,
+                          "%s: key 'http.listen': expected ADDR:PORT such as 127.0.0.1:8080",
+                          where);
+    if (!listen_is_loopback(cfg->http.listen) && cfg->auth.ntokens == 0 &&
+        !(cfg->auth.token_file && *cfg->auth.token_file) && !cfg->http.allow_insecure_bind)
+        return ab_err_set(err, AB_DENIED,
+                          "refusing to listen on %s without authentication: set auth.tokens, "
+                          "auth.token_file or AGENTBOX_TOKEN (or http.allow_insecure_bind: true "
+                          "if something else protects this port)",
+                          cfg->http.listen);
+    if (cfg->tools.execute_timeout_s > cfg->tools.execute_max_timeout_s)
+        return ab_err_set(err, AB_INVAL,
+                          "%s: key 'tools.execute.timeout' (%llds) exceeds "
+                          "'tools.execute.max_timeout' (%llds)",
+                          where, (long long)cfg->tools.execute_timeout_s,
+                          (long long)cfg->tools.execute_max_timeout_s);
+    if (cfg->sandbox.pool.size < 0 || cfg->sandbox.pool.size > 1000)
+        return ab_err_set(err, AB_INVAL, "%s: key 'sandbox.pool.size': must be 0..1000", where);
+    if (cfg->local.workspace[0] != '/' || strcmp(cfg->local.workspace, "/") == 0)
+        return ab_err_set(err, AB_INVAL,
+                          "%s: key 'local.workspace': must be an absolute path below /", where);
+    for (size_t i = 0; i < cfg->auth.ntokens; i++)
+        for (size_t j = i + 1; j < cfg->auth.ntokens; j++)
+            if (strcmp(cfg->auth.tokens[i].token, cfg->auth.tokens[j].token) == 0)
+                return ab_err_set(err, AB_INVAL,
+                                  "%s: key 'auth.tokens': the same token is listed twice", where);
+    return AB_OK;
+}
+
+/* ---- dump ---- */
+
+void cfg_dump(const struct config *cfg_const, int fd)
+{
+    struct config *cfg = (struct config *)cfg_const;
+    FILE *out = fdopen(dup(fd), "w");
+    if (!out)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct cfg_key *k = &keys[i];
+        void *f = field(cfg, k);
+        fprintf(out, "%s: ", k->path);
+        switch (k->type) {
+        case T_STR:
+        case T_ENUM: {
+            const char *s = *(char **)f;
+            fprintf(out, "\"%s\"\n", s ? s : "");
+            break;
+        }
+        case T_BOOL:
+            fprintf(out, "%s\n", *(bool *)f ? "true" : "false");
+            break;
+        case T_INT:
+        case T_DURATION:
+            fprintf(out, "%lld\n", (long long)*(int64_t *)f);
+            break;
+        case T_SIZE:
+            fprintf(out, "%llu\n", (unsigned long long)*(uint64_t *)f);
+            break;
+        case T_DOUBLE:
+            fprintf(out, "%g\n", *(double *)f);
+            break;
+        case T_STRLIST: {
+            struct cfg_strlist *l = f;
+            fprintf(out, "[");
+            for (size_t j = 0; j < l->n; j++)
+                fprintf(out, "%s\"%s\"", j ? ", " : "", l->v[j]);
+            fprintf(out, "]\n");
+            break;
+        }
+        case T_TOKENS: {
+            struct cfg_auth *a = f;
+            fprintf(out, "[");
+            for (size_t j = 0; j < a->ntokens; j++)
+                fprintf(out, "%s{token: \"<redacted>\", principal: \"%s\"}", j ? ", " : "",
+                        a->tokens[j].principal);
+            fprintf(out, "]\n");
+            break;
+        }
+        }
+    }
+    fclose(out);
+}
