@@ -1,15 +1,294 @@
 /*
- * main.c - the agentbox command line (placeholder until the CLI lands).
+ * main.c - the agentbox command line.
+ *
+ *   agentbox serve [--stdio | --http [ADDR:PORT]] [--config FILE] [--log-level L]
+ *                  [--log-format human|json] [--set KEY=VALUE]... [--conformance-fixtures]
+ *   agentbox config [--defaults] [--config FILE]
+ *   agentbox --version | --help
+ *
+ * Order of configuration (later wins): built-in defaults, the YAML file (--config or
+ * $AGENTBOX_CONFIG), AGENTBOX_* environment variables, command-line flags. Exit codes:
+ * 0 success, 1 runtime failure, 2 usage or configuration error.
+ *
+ * Signals are blocked in every thread (they are created after this) and delivered through
+ * a signalfd that the transport polls: SIGTERM/SIGINT drain in-flight calls and exit 0.
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "mcp/server.h"
+#include "transport/stdio.h"
+
+static const char usage_text[] =
+    "agentbox - an MCP server that gives AI agents isolated sandboxes\n"
+    "\n"
+    "Usage:\n"
+    "  agentbox serve [options]      serve MCP (stdio by default)\n"
+    "  agentbox config [--defaults]  print the effective configuration (or the documented\n"
+    "                                defaults, as YAML)\n"
+    "  agentbox --version            print the version\n"
+    "  agentbox --help               print this help\n"
+    "\n"
+    "Options for serve and config:\n"
+    "  --stdio                       serve one client on stdin/stdout (the default)\n"
+    "  --http [ADDR:PORT]            serve Streamable HTTP (default http.listen,\n"
+    "                                127.0.0.1:8080); non-loopback needs auth tokens\n"
+    "  --config FILE                 YAML configuration (also $AGENTBOX_CONFIG)\n"
+    "  --set KEY=VALUE               set any configuration key, e.g. --set sandbox.pool.size=4\n"
+    "  --log-level LEVEL             debug, info, warn or error (log.level)\n"
+    "  --log-format FORMAT           human or json (log.format)\n"
+    "  --conformance-fixtures        register the MCP conformance-suite test fixtures\n"
+    "\n"
+    "Environment: AGENTBOX_<KEY> sets a key (http.listen -> AGENTBOX_HTTP_LISTEN);\n"
+    "AGENTBOX_TOKEN adds a bearer token. See config/agentbox.yaml for every key.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "agentbox: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'agentbox --help'.\n");
+    va_end(ap);
+    return 2;
+}
+
+struct cli {
+    const char *command;
+    const char *config_path;
+    bool http;
+    bool stdio;
+    const char *listen;
+    const char *log_level;
+    const char *log_format;
+    bool fixtures;
+    bool defaults;
+    const char *sets[64];
+    int nsets;
+};
+
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+    memset(cli, 0, sizeof(*cli));
+    int i = 1;
+    if (i < argc && argv[i][0] != '-')
+        cli->command = argv[i++];
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--stdio") == 0) {
+            cli->stdio = true;
+        } else if (strcmp(a, "--http") == 0) {
+            cli->http = true;
+            if (next && next[0] != '-') {
+                cli->listen = next;
+                i++;
+            }
+        } else if (ab_starts_with(a, "--http=")) {
+            cli->http = true;
+            cli->listen = a + 7;
+        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (!next)
+                return usage_error("%s needs a file", a);
+            cli->config_path = next;
+            i++;
+        } else if (strcmp(a, "--log-level") == 0) {
+            if (!next)
+                return usage_error("%s needs a level", a);
+            cli->log_level = next;
+            i++;
+        } else if (strcmp(a, "--log-format") == 0) {
+            if (!next)
+                return usage_error("%s needs a format", a);
+            cli->log_format = next;
+            i++;
+        } else if (strcmp(a, "--set") == 0) {
+            if (!next || !strchr(next, '='))
+                return usage_error("%s needs KEY=VALUE", a);
+            if (cli->nsets == 64)
+                return usage_error("%s", "too many --set options");
+            cli->sets[cli->nsets++] = next;
+            i++;
+        } else if (strcmp(a, "--conformance-fixtures") == 0) {
+            cli->fixtures = true;
+        } else if (strcmp(a, "--defaults") == 0) {
+            cli->defaults = true;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (cli->http && cli->stdio)
+        return usage_error("%s", "choose one of --stdio and --http");
+    return 0;
+}
+
+/* Build the configuration from defaults, file, environment and flags. Exit code or 0. */
+static int load_config(const struct cli *cli, struct config *cfg)
+{
+    struct ab_err err;
+    ab_err_clear(&err);
+    if (cfg_init_defaults(cfg, &err)) {
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 2;
+    }
+    const char *path = cli->config_path ? cli->config_path : getenv("AGENTBOX_CONFIG");
+    if (path && *path && cfg_load_file(cfg, path, &err)) {
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 2;
+    }
+    if (cfg_apply_env(cfg, NULL, &err)) {
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 2;
+    }
+    for (int i = 0; i < cli->nsets; i++) {
+        char key[128];
+        const char *eq = strchr(cli->sets[i], '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - cli->sets[i]), cli->sets[i]);
+        if (cfg_set(cfg, key, eq + 1, &err)) {
+            fprintf(stderr, "agentbox: --set %s\n", err.msg);
+            return 2;
+        }
+    }
+    if ((cli->log_level && cfg_set(cfg, "log.level", cli->log_level, &err)) ||
+        (cli->log_format && cfg_set(cfg, "log.format", cli->log_format, &err)) ||
+        (cli->listen && cfg_set(cfg, "http.listen", cli->listen, &err))) {
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 2;
+    }
+    if (cli->fixtures)
+        cfg->conformance_fixtures = true;
+    if (cfg_validate(cfg, &err)) {
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+static const char default_instructions[] =
+    "agentbox runs commands and edits files in an isolated Linux sandbox that belongs to this "
+    "conversation thread; it is created on first use and keeps its files between calls. Use "
+    "execute for shell commands and execute_python for Python, read/write/edit for files, "
+    "ls/glob/grep to explore (grep is literal, not regex), upload/download to move files in "
+    "and out. Relative paths are under the workspace directory. The sandbox has no network "
+    "unless the operator enabled it.";
+
+static int cmd_serve(const struct cli *cli, struct config *cfg)
+{
+    struct ab_err err;
+    ab_err_clear(&err);
+    int sfd = -1;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    struct mcp_server_opts so = {
+        .name = "agentbox",
+        .title = "agentbox sandboxes",
+        .version = AGENTBOX_VERSION,
+        .instructions = cfg->mcp.instructions && *cfg->mcp.instructions ? cfg->mcp.instructions
+                                                                         : default_instructions,
+        .page_size = cfg->mcp.page_size,
+        .max_inflight = cfg->mcp.max_inflight,
+        .fixtures = cfg->conformance_fixtures,
+        .app = NULL,
+    };
+    struct mcp_server *srv = NULL;
+    if (mcp_server_new(&so, &srv, &err)) {
+        AB_LOG_ERROR("server.start_failed", "error=\"%s\"", err.msg);
+        fprintf(stderr, "agentbox: %s\n", err.msg);
+        return 1;
+    }
+    if (cfg->conformance_fixtures)
+        AB_LOG_WARN("server.fixtures", "conformance fixtures are registered (test scaffolding)");
+
+    int rc = 0;
+    if (cli->http) {
+        fprintf(stderr, "agentbox: the HTTP transport is not built yet\n");
+        rc = 1;
+    } else {
+        char key[64];
+        if (cfg->stdio.thread_key && *cfg->stdio.thread_key) {
+            snprintf(key, sizeof(key), "%s", cfg->stdio.thread_key);
+        } else {
+            char rnd[17];
+            ab_random_hex(rnd, 8);
+            snprintf(key, sizeof(key), "stdio-%s", rnd);
+        }
+        struct stdio_opts o = {
+            .in_fd = 0,
+            .out_fd = 1,
+            .shutdown_fd = sfd,
+            .max_line_bytes = cfg->stdio.max_line_bytes,
+            .thread_key = key,
+            .drain_ms = cfg->http.shutdown_grace_s * 1000,
+        };
+        if (stdio_serve(srv, &o, &err)) {
+            AB_LOG_ERROR("stdio.failed", "error=\"%s\"", err.msg);
+            rc = 1;
+        }
+    }
+    mcp_server_free(srv);
+    if (sfd >= 0)
+        close(sfd);
+    AB_LOG_INFO("server.exit", "code=%d", rc);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("agentbox %s\n", AGENTBOX_VERSION);
         return 0;
     }
-    fprintf(stderr, "agentbox: not implemented yet\n");
-    return 2;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                     strcmp(argv[1], "help") == 0)) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    struct cli cli;
+    int rc = parse_args(argc, argv, &cli);
+    if (rc)
+        return rc;
+    if (!cli.command)
+        return usage_error("%s", "missing command (serve, config)");
+
+    if (strcmp(cli.command, "config") == 0 && cli.defaults) {
+        cfg_write_defaults_yaml(1);
+        return 0;
+    }
+    struct config cfg;
+    rc = load_config(&cli, &cfg);
+    if (rc) {
+        cfg_cleanup(&cfg);
+        return rc;
+    }
+    ab_log_configure(ab_log_level_parse(cfg.log.level), ab_log_format_parse(cfg.log.format), 2);
+
+    if (strcmp(cli.command, "config") == 0) {
+        cfg_dump(&cfg, 1);
+        rc = 0;
+    } else if (strcmp(cli.command, "serve") == 0) {
+        rc = cmd_serve(&cli, &cfg);
+    } else {
+        rc = usage_error("unknown command '%s'", cli.command);
+    }
+    cfg_cleanup(&cfg);
+    return rc;
 }

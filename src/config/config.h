@@ -36,6 +36,7 @@ struct cfg_log {
 
 struct cfg_stdio {
     uint64_t max_line_bytes;
+    char *thread_key; /* pin the stdio session's thread key; "" = one per server process */
 };
 
 struct cfg_http {
@@ -125,8 +126,15 @@ struct cfg_k8s {
     char *kubectl;           /* tunnel mode */
 };
 
+struct cfg_mcp {
+    int64_t page_size;       /* tools/list page size */
+    int64_t max_inflight;    /* concurrent tool calls, server-wide */
+    char *instructions;      /* InitializeResult.instructions; "" = built-in text */
+};
+
 struct config {
     char *source;            /* the file loaded, or NULL */
+    struct cfg_mcp mcp;
     char *state_dir;
     struct cfg_log log;
     struct cfg_stdio stdio;
@@ -162,6 +170,9 @@ void cfg_cleanup(struct config *cfg);
 
 /* Print every key with its current value as YAML (tokens redacted). */
 void cfg_dump(const struct config *cfg, int fd);
+
+/* Print the documented default configuration as YAML (what config/agentbox.yaml holds). */
+void cfg_write_defaults_yaml(int fd);
 
 /* Iterate the key table (for docs/tests): returns the dotted path of key i, or NULL past the
  * end; *def and *doc receive the default and the description. */
