@@ -63,8 +63,11 @@ ab_status jrpc_parse(const char *data, size_t len, json_t **out, json_t **error_
 {
     json_error_t jerr;
     /* JSON_ALLOW_NUL: file contents may legitimately contain U+0000 (written with \u0000).
-     * JSON_REJECT_DUPLICATES: {"id":1,"id":2} is ambiguous; refuse rather than guess. */
-    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
+     * JSON_REJECT_DUPLICATES: {"id":1,"id":2} is ambiguous; refuse rather than guess.
+     * JSON_DECODE_ANY: a bare scalar is valid JSON but an Invalid Request (-32600), not a
+     * parse error (JSON-RPC 2.0 section 7 examples). */
+    json_t *root =
+        json_loadb(data, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         char msg[256];
         snprintf(msg, sizeof(msg), "Parse error: %s (at byte %d)", jerr.text, jerr.position);
