@@ -288,6 +288,10 @@ struct sbx_provider_ops {
 /* Providers embed this as their first member. */
 struct sbx_provider {
     const struct sbx_provider_ops *ops;
+    /* Absolute path of the workspace inside this provider's sandboxes (the working
+     * directory of commands; relative tool paths resolve under it), e.g. "/workspace"
+     * locally, the runtime's root in a pod. NULL = cfg local.workspace. */
+    const char *workspace;
 };
 
 /* ------------------------------------------------------------------------------------------
