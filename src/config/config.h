@@ -132,8 +132,32 @@ struct cfg_mcp {
     char *instructions;      /* InitializeResult.instructions; "" = built-in text */
 };
 
+struct cfg_policy {
+    struct cfg_strlist allow_write_prefixes; /* empty = writes allowed anywhere writable */
+    struct cfg_strlist deny_prefixes;        /* writes refused under these */
+    char *virtual_root;                      /* "" = off; else every path must be under it */
+    struct cfg_strlist deny_commands;        /* execute/execute_python refused on a match */
+    struct cfg_strlist ask_commands;         /* the user is asked (MCP elicitation) first */
+    int64_t ask_timeout_s;
+};
+
+struct cfg_audit {
+    char *path;          /* "" = off, "-" = stderr, else a file */
+    uint64_t max_bytes;  /* rotate beyond this size */
+    int64_t keep;        /* rotated files kept */
+};
+
+struct cfg_quotas {
+    int64_t max_sandboxes;        /* live sandboxes per principal; 0 = unlimited */
+    int64_t max_concurrent_calls; /* tool calls in flight per principal; 0 = unlimited */
+    uint64_t max_request_bytes;   /* largest request per principal; 0 = http/stdio limits */
+};
+
 struct config {
     char *source;            /* the file loaded, or NULL */
+    struct cfg_policy policy;
+    struct cfg_audit audit;
+    struct cfg_quotas quotas;
     struct cfg_mcp mcp;
     char *state_dir;
     struct cfg_log log;
