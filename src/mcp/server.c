@@ -100,6 +100,8 @@ struct mcp_call {
     char *thread_key;
     const char *thread_source;
     int64_t start_us;
+    json_t *notes;         /* mcp_call_annotate */
+    bool counted;          /* holds a slot in the principal's concurrency count */
     struct mcp_call *next; /* in the session's list */
 };
 
@@ -128,6 +130,8 @@ struct mcp_server {
     char *name, *title, *version, *instructions;
     int64_t page_size;
     int64_t max_inflight;
+    int64_t max_per_principal;
+    json_t *per_principal; /* principal -> calls in flight (under lock) */
     bool fixtures;
     void *app;
     pthread_mutex_t lock;
@@ -154,6 +158,8 @@ ab_status mcp_server_new(const struct mcp_server_opts *opts, struct mcp_server *
     srv->instructions = ab_strdup(opts->instructions);
     srv->page_size = opts->page_size > 0 ? opts->page_size : 100;
     srv->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 4096;
+    srv->max_per_principal = opts->max_per_principal;
+    srv->per_principal = json_object();
     srv->fixtures = opts->fixtures;
     srv->app = opts->app;
     pthread_mutex_init(&srv->lock, NULL);
@@ -181,6 +187,7 @@ void mcp_server_free(struct mcp_server *srv)
     }
     free(srv->tools);
     free(srv->sessions);
+    json_decref(srv->per_principal);
     free(srv->name);
     free(srv->title);
     free(srv->version);
@@ -693,8 +700,36 @@ static void call_unlink(struct mcp_call *c)
     atomic_fetch_sub(&s->inflight, 1);
 }
 
+/* Per-principal concurrency quota: take a slot, or false when the principal is at its limit. */
+static bool principal_take(struct mcp_server *srv, const char *principal)
+{
+    if (srv->max_per_principal <= 0)
+        return true;
+    pthread_mutex_lock(&srv->lock);
+    json_int_t n = json_integer_value(json_object_get(srv->per_principal, principal));
+    bool ok = n < srv->max_per_principal;
+    if (ok)
+        json_object_set_new(srv->per_principal, principal, json_integer(n + 1));
+    pthread_mutex_unlock(&srv->lock);
+    return ok;
+}
+
+static void principal_give(struct mcp_server *srv, const char *principal)
+{
+    pthread_mutex_lock(&srv->lock);
+    json_int_t n = json_integer_value(json_object_get(srv->per_principal, principal));
+    if (n <= 1)
+        json_object_del(srv->per_principal, principal);
+    else
+        json_object_set_new(srv->per_principal, principal, json_integer(n - 1));
+    pthread_mutex_unlock(&srv->lock);
+}
+
 static void call_free(struct mcp_call *c)
 {
+    if (c->counted)
+        principal_give(c->srv, c->sess->principal);
+    json_decref(c->notes);
     json_decref(c->id);
     json_decref(c->params);
     json_decref(c->args);
@@ -787,6 +822,7 @@ static void *call_thread(void *arg)
             .is_error = is_error,
             .cancelled = !send,
             .invalid_arguments = invalid,
+            .notes = c->notes,
             .duration_us = dur,
         };
         obs(obs_arg, &rep);
@@ -834,12 +870,34 @@ static void handle_tools_call(struct mcp_session *s, const json_t *id, json_t *p
         return;
     }
 
+    if (!principal_take(srv, s->principal)) {
+        server_call_done(srv);
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "Error: quota exceeded (quotas.max_concurrent_calls): %lld tool calls are "
+                 "already running for this principal. Wait for one to finish, then retry.",
+                 (long long)srv->max_per_principal);
+        reply_result(reply, id, mcp_text_result(text, (size_t)-1, true));
+        pthread_mutex_lock(&srv->lock);
+        mcp_call_observer_cb obs = srv->observer;
+        void *obs_arg = srv->observer_arg;
+        pthread_mutex_unlock(&srv->lock);
+        if (obs) {
+            struct mcp_call_report rep = {.tool = tool->name, .principal = s->principal,
+                                          .session_id = s->id, .arguments = args,
+                                          .is_error = true, .quota_refused = true};
+            obs(obs_arg, &rep);
+        }
+        return;
+    }
     struct mcp_call *c = calloc(1, sizeof(*c));
     if (!c) {
+        principal_give(srv, s->principal);
         server_call_done(srv);
         reply_error(reply, id, JRPC_INTERNAL_ERROR, "Internal error: out of memory");
         return;
     }
+    c->counted = srv->max_per_principal > 0;
     c->srv = srv;
     c->sess = s;
     mcp_session_ref(s);
@@ -1173,6 +1231,13 @@ ab_status mcp_call_request(struct mcp_call *call, const char *method, json_t *pa
     json_decref(p->error);
     free(p);
     return rc;
+}
+
+void mcp_call_annotate(struct mcp_call *call, const char *key, const char *value)
+{
+    if (!call->notes)
+        call->notes = json_object();
+    json_object_set_new(call->notes, key, value ? json_string(value) : json_null());
 }
 
 void mcp_call_disconnect(struct mcp_call *call)

@@ -83,6 +83,7 @@ struct mcp_server_opts {
     const char *instructions;  /* InitializeResult.instructions; may be NULL */
     int64_t page_size;         /* items per page of tools/list etc.; 0 = 100 */
     int64_t max_inflight;      /* concurrent tools/call threads server-wide; 0 = 4096 */
+    int64_t max_per_principal; /* concurrent tools/call per principal; 0 = unlimited */
     bool fixtures;             /* register the conformance fixtures (test scaffolding) */
     void *app;                 /* context for tool functions (mcp_server_app) */
 };
@@ -121,6 +122,8 @@ struct mcp_call_report {
     bool is_error;
     bool cancelled;
     bool invalid_arguments;
+    bool quota_refused;      /* refused by the per-principal concurrency quota */
+    const json_t *notes;     /* what the tool recorded with mcp_call_annotate (an object) */
     int64_t duration_us;
 };
 typedef void (*mcp_call_observer_cb)(void *arg, const struct mcp_call_report *report);
@@ -240,6 +243,10 @@ bool mcp_call_client_can(const struct mcp_call *call, const char *path);
  * AB_PROTO with the client's error message on a JSON-RPC error. */
 ab_status mcp_call_request(struct mcp_call *call, const char *method, json_t *params_new,
                            int64_t timeout_ms, json_t **result_out, struct ab_err *err);
+
+/* Record a key/value about this call for the observer (audit: "sandbox", "thread",
+ * "decision"). Later values replace earlier ones. */
+void mcp_call_annotate(struct mcp_call *call, const char *key, const char *value);
 
 /* SEP-1699: close the connection carrying this call's stream now; the client reconnects
  * with Last-Event-ID and gets the rest. */
