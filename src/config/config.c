@@ -209,6 +209,17 @@ static const struct cfg_key keys[] = {
     {"k8s.request_timeout", T_DURATION, OFF(k8s.request_timeout_s), "30s", NULL,
      "timeout of one Kubernetes API request"},
     {"k8s.kubectl", T_STR, OFF(k8s.kubectl), "kubectl", NULL, "kubectl binary (tunnel mode)"},
+    {"k8s.workspace", T_STR, OFF(k8s.workspace), "/app", NULL,
+     "the sandbox runtime's base directory in the pod (SANDBOX_BASE_DIR), where file tools "
+     "work"},
+    {"k8s.gateway_port", T_INT, OFF(k8s.gateway_port), "80", NULL,
+     "port of the Gateway's HTTP listener (gateway mode)"},
+    {"k8s.runtime_api", T_ENUM, OFF(k8s.runtime_api), "auto",
+     "auto|python-runtime|agentbox-runtime",
+     "runtime in the sandbox pods: auto-detect, the upstream python-runtime API only, or "
+     "agentbox-runtime with its streaming extensions"},
+    {"k8s.router_namespace", T_STR, OFF(k8s.router_namespace), "agent-sandbox-system", NULL,
+     "namespace of svc/sandbox-router-svc that tunnel mode port-forwards to"},
 };
 
 #define NKEYS AB_ARRAY_LEN(keys)

@@ -124,6 +124,10 @@ struct cfg_k8s {
     int64_t ready_timeout_s;
     int64_t request_timeout_s;
     char *kubectl;           /* tunnel mode */
+    char *workspace;         /* the runtime's base directory in the pod, as tools see it */
+    int64_t gateway_port;    /* port of the Gateway listener (gateway mode) */
+    char *runtime_api;       /* auto|python-runtime|agentbox-runtime */
+    char *router_namespace;  /* namespace of svc/sandbox-router-svc (tunnel mode) */
 };
 
 struct cfg_mcp {

@@ -1,0 +1,900 @@
+/*
+ * test_k8s_provider.c - the agent-sandbox provider against the test cluster (API server +
+ * emulated controller + router + agentbox-runtime pods, tests/k8s/): get-or-create from two
+ * instances, reattach after a restart, warm adoption and cold fallback, every terminal claim
+ * reason, TTLs, v1alpha1, each connection mode, and each injected fault ending in a clear
+ * error or a transparent recovery.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "support/k8s_cluster.h"
+#include "providers/k8s/k8s.h"
+#include "providers/k8s/k8s_internal.h" /* white-box: handle fields */
+#include "t.h"
+
+static struct tk8s C;
+
+static struct sbx_provider *provider(struct config *cfg)
+{
+    struct sbx_provider *p = NULL;
+    struct ab_err err;
+    ab_err_clear(&err);
+    if (sbx_k8s_new(cfg, &p, &err))
+        T_FAIL("sbx_k8s_new: %s", err.msg);
+    return p;
+}
+
+static void info_for(struct sbx_info *info, const char *name)
+{
+    sbx_info_init(info);
+    info->name = ab_strdup(name);
+    free(info->principal);
+    info->principal = ab_strdup("alice@example.com");
+    info->thread_key = ab_strdup("thread-1");
+    info->thread_hash = ab_strdup("0123456789abcdef0123456789abcdef");
+    info->labels = json_object();
+    json_object_set_new(info->labels, "team", json_string("a"));
+    info->created_ms = info->last_used_ms = ab_wall_ms();
+}
+
+static ab_status create(struct sbx_provider *p, const char *name, struct sbx_handle **h,
+                        struct ab_err *err)
+{
+    struct sbx_info info;
+    info_for(&info, name);
+    struct sbx_create_req req = {.info = &info};
+    ab_err_clear(err);
+    ab_status rc = p->ops->create(p, &req, h, err);
+    sbx_info_cleanup(&info);
+    return rc;
+}
+
+static void start(const char *const *args)
+{
+    tk8s_start(&C, args);
+}
+
+static json_t *state(void)
+{
+    return tk8s_http(&C, "GET", "/_admin/state", NULL, NULL);
+}
+
+static size_t nclaims(void)
+{
+    json_t *s = state();
+    size_t n = json_array_size(json_object_get(s, "claims"));
+    json_decref(s);
+    return n;
+}
+
+static char *run(struct sbx_provider *p, struct sbx_handle *h, const char *shell, int *code)
+{
+    struct sbx_exec_req req = {.shell = shell, .timeout_ms = 10000};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    struct ab_err err;
+    ab_err_clear(&err);
+    if (p->ops->exec(p, h, &req, &res, &err))
+        T_FAIL("exec %s: %s", shell, err.msg);
+    if (code)
+        *code = res.exit_code;
+    char *out = ab_strndup(buf_cstr(&res.output), res.output.len);
+    sbx_exec_result_cleanup(&res);
+    return out;
+}
+
+/* ---- lifecycle ---- */
+
+static void t_create_exec_files_destroy(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    T_OK(p->ops->check(p, &err));
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-0001", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    int code = -1;
+    char *out = run(p, h, "echo hello; echo err >&2; exit 3", &code);
+    T_EQ_STR(out, "hello\nerr\n");
+    T_EQ_INT(code, 3);
+    free(out);
+    out = run(p, h, "pwd", &code);
+    T_ASSERT(strstr(out, "/ab-0001") || strstr(out, "warm-pool-"));
+    free(out);
+    /* files under the workspace */
+    T_OK(p->ops->write_file(p, h, "/workspace/dir/a.txt", "one\ntwo\nthree two\n", 18, &err));
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    T_OK(p->ops->read_file(p, h, "/workspace/dir/a.txt", 1 << 20, &b, &err));
+    T_EQ_STR(buf_cstr(&b), "one\ntwo\nthree two\n");
+    buf_cleanup(&b);
+    buf_init(&b, 4);
+    T_EQ_INT(p->ops->read_file(p, h, "/workspace/dir/a.txt", 4, &b, &err), AB_LIMIT);
+    T_EQ_INT(p->ops->read_file(p, h, "/workspace/dir", 100, &b, &err), AB_ISDIR);
+    T_EQ_INT(p->ops->read_file(p, h, "/workspace/nope", 100, &b, &err), AB_NOTFOUND);
+    buf_cleanup(&b);
+    struct sbx_stat st;
+    T_OK(p->ops->stat(p, h, "/workspace/dir/a.txt", &st, &err));
+    T_EQ_INT(st.type, SBX_FT_FILE);
+    T_EQ_INT(st.size, 18);
+    T_EQ_INT(st.mode, 0644);
+    T_EQ_INT(p->ops->stat(p, h, "/workspace/missing", &st, &err), AB_NOTFOUND);
+    out = run(p, h, "ln -s a.txt dir/l; mkdir -p dir/sub/.hid; echo x > dir/sub/b.txt; "
+                    "echo two > dir/sub/.hid/c.txt; printf 'bin\\0two' > dir/bin",
+              &code);
+    free(out);
+    T_OK(p->ops->stat(p, h, "/workspace/dir/l", &st, &err));
+    T_EQ_INT(st.type, SBX_FT_SYMLINK);
+    T_EQ_INT(st.target_type, SBX_FT_FILE);
+    struct sbx_dirent *de = NULL;
+    size_t n = 0;
+    T_OK(p->ops->list_dir(p, h, "/workspace/dir", &de, &n, &err));
+    T_EQ_INT(n, 4);
+    sbx_dirents_free(de, n);
+    T_EQ_INT(p->ops->list_dir(p, h, "/workspace/dir/a.txt", &de, &n, &err), AB_NOTDIR);
+    /* walk: the same entries, in the same (breadth-first) order as core's fallback */
+    struct sbx_walk_req wr = {.root = "/workspace/dir", .skip_dot_dirs = true};
+    struct sbx_walk_entry *we = NULL, *fe = NULL;
+    size_t nw = 0, nf = 0;
+    bool tr = false;
+    T_OK(p->ops->walk(p, h, &wr, &we, &nw, &tr, &err));
+    struct sbx_provider_ops nowalk = *p->ops;
+    nowalk.walk = NULL;
+    const struct sbx_provider_ops *saved = p->ops;
+    p->ops = &nowalk;
+    T_OK(sbx_walk(p, h, &wr, &fe, &nf, &tr, &err));
+    p->ops = saved;
+    T_EQ_INT(nw, nf);
+    for (size_t i = 0; i < nw; i++) {
+        T_EQ_STR(we[i].relpath, fe[i].relpath);
+        T_EQ_INT(we[i].st.type, fe[i].st.type);
+        T_EQ_INT(we[i].st.size, fe[i].st.size);
+    }
+    sbx_walk_entries_free(we, nw);
+    sbx_walk_entries_free(fe, nf);
+    /* search: the same matches as the core fallback (binary skipped) */
+    const char *paths[] = {"/workspace/dir/a.txt", "/workspace/dir/bin",
+                           "/workspace/dir/sub/b.txt", "/workspace/dir/sub/.hid/c.txt"};
+    struct sbx_search_req sr = {.paths = paths, .npaths = 4, .literal = "two", .literal_len = 3};
+    struct sbx_match *m = NULL, *fm = NULL;
+    size_t nm = 0, nfm = 0;
+    T_OK(p->ops->search(p, h, &sr, &m, &nm, &tr, &err));
+    struct sbx_provider_ops nosearch = *p->ops;
+    nosearch.search = NULL;
+    p->ops = &nosearch;
+    T_OK(sbx_search(p, h, &sr, &fm, &nfm, &tr, &err));
+    p->ops = saved;
+    T_EQ_INT(nm, 3);
+    T_EQ_INT(nm, nfm);
+    for (size_t i = 0; i < nm; i++) {
+        T_EQ_STR(m[i].path, fm[i].path);
+        T_EQ_INT(m[i].line, fm[i].line);
+        T_EQ_STR(m[i].text, fm[i].text);
+    }
+    sbx_matches_free(m, nm);
+    sbx_matches_free(fm, nfm);
+    /* status, destroy */
+    json_t *js = NULL;
+    T_OK(p->ops->status(p, h, &js, &err));
+    T_EQ_STR(json_string_value(json_object_get(js, "state")), "running");
+    json_decref(js);
+    T_EQ_INT(nclaims(), 1);
+    T_OK(p->ops->destroy(p, h, &err));
+    T_EQ_INT(nclaims(), 0);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+struct racer {
+    struct sbx_provider *p;
+    struct sbx_handle *h;
+    ab_status rc;
+    struct ab_err err;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    r->rc = create(r->p, "ab-race", &r->h, &r->err);
+    return NULL;
+}
+
+static void t_two_servers_one_thread_one_claim(void)
+{
+    const char *args[] = {"--warm", "0", NULL};
+    start(args);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
+    struct racer a = {.p = provider(&cfg)}, b = {.p = provider(&cfg)};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, race, &a);
+    pthread_create(&tb, NULL, race, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a.rc || b.rc)
+        T_FAIL("create: %s / %s", a.err.msg, b.err.msg);
+    T_EQ_STR(a.h->sandbox, b.h->sandbox);
+    T_EQ_INT(nclaims(), 1);
+    json_t *s = state();
+    T_EQ_INT(json_array_size(json_object_get(s, "sandboxes")), 1);
+    json_decref(s);
+    a.p->ops->release(a.p, a.h);
+    b.p->ops->release(b.p, b.h);
+    a.p->ops->free(a.p);
+    b.p->ops->free(b.p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_reattach_after_restart(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-keep", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    T_OK(p->ops->write_file(p, h, "/workspace/state.txt", "kept", 4, &err));
+    char *sbx = ab_strdup(h->sandbox);
+    p->ops->release(p, h);
+    p->ops->free(p); /* the "server" goes away */
+    struct sbx_provider *q = provider(&cfg);
+    struct sbx_info info;
+    T_EQ_INT(q->ops->attach(q, "ab-nope", &h, &info, &err), AB_NOTFOUND);
+    if (q->ops->attach(q, "ab-keep", &h, &info, &err))
+        T_FAIL("attach: %s", err.msg);
+    T_EQ_STR(h->sandbox, sbx);
+    T_EQ_STR(info.principal, "alice@example.com");
+    T_EQ_STR(info.thread_key, "thread-1");
+    T_EQ_STR(json_string_value(json_object_get(info.labels, "team")), "a");
+    T_ASSERT(json_object_get(info.labels, "agentbox.dev/managed-by") == NULL);
+    T_ASSERT(info.warm);
+    struct buf b;
+    buf_init(&b, 100);
+    T_OK(q->ops->read_file(q, h, "/workspace/state.txt", 100, &b, &err));
+    T_EQ_STR(buf_cstr(&b), "kept");
+    buf_cleanup(&b);
+    sbx_info_cleanup(&info);
+    /* create again for the same name (another replica after a restart): reattaches */
+    struct sbx_handle *h2 = NULL;
+    if (create(q, "ab-keep", &h2, &err))
+        T_FAIL("create again: %s", err.msg);
+    T_EQ_STR(h2->sandbox, sbx);
+    T_EQ_INT(nclaims(), 1);
+    q->ops->release(q, h2);
+    q->ops->release(q, h);
+    q->ops->free(q);
+    free(sbx);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_warm_adoption_and_cold_fallback(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_pool_status ps;
+    for (int i = 0; i < 500; i++) {
+        T_OK(p->ops->pool_status(p, &ps, &err));
+        if (ps.ready == 2)
+            break;
+        usleep(20000);
+    }
+    T_ASSERT(ps.supported);
+    T_EQ_INT(ps.target, 2);
+    T_EQ_INT(ps.ready, 2);
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-warm", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    T_ASSERT(h->warm);
+    T_ASSERT(h->info.warm);
+    T_ASSERT(strcmp(h->sandbox, "ab-warm") != 0);
+    T_OK(p->ops->pool_status(p, &ps, &err));
+    T_EQ_INT(ps.acquired_warm, 1);
+    /* an empty pool: cold start from the template */
+    tk8s_fault(&C, "{}");
+    json_decref(tk8s_http(&C, "PATCH",
+                          "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/"
+                          "sandboxwarmpools/warm-pool",
+                          "{\"spec\":{\"replicas\":0}}", NULL));
+    for (int i = 0; i < 500; i++) {
+        T_OK(p->ops->pool_status(p, &ps, &err));
+        if (ps.ready == 0 && ps.target == 0)
+            break;
+        usleep(20000);
+    }
+    struct sbx_handle *c = NULL;
+    if (create(p, "ab-cold", &c, &err))
+        T_FAIL("create cold: %s", err.msg);
+    T_ASSERT(!c->warm);
+    T_EQ_STR(c->sandbox, "ab-cold");
+    T_OK(p->ops->pool_status(p, &ps, &err));
+    T_EQ_INT(ps.acquired_cold, 1);
+    T_OK(p->ops->destroy(p, c, &err));
+    T_OK(p->ops->destroy(p, h, &err));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_terminal_reasons_are_clear_and_cleaned_up(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    static const char *reasons[] = {"TemplateNotFound", "WarmPoolNotFound", "InvalidMetadata",
+                                    "EnvVarsInjectionRejected", "VolumeClaimTemplatesError",
+                                    "ClaimExpired", "SandboxExpired", NULL};
+    for (int i = 0; reasons[i]; i++) {
+        char f[256];
+        snprintf(f, sizeof(f), "{\"claimReason\":{\"reason\":\"%s\",\"message\":\"m%d\",\"count\":1}}",
+                 reasons[i], i);
+        tk8s_fault(&C, f);
+        struct sbx_handle *h = NULL;
+        T_EQ_INT(create(p, "ab-bad", &h, &err), AB_SANDBOX);
+        if (!strstr(err.msg, reasons[i]) || !strstr(err.msg, "ab-bad"))
+            T_FAIL("error does not name %s: %s", reasons[i], err.msg);
+        T_EQ_INT(nclaims(), 0);
+    }
+    /* a real missing pool, not injected */
+    cfg_set(&cfg, "k8s.warm_pool", "no-such-pool", NULL);
+    struct sbx_provider *q = provider(&cfg);
+    struct sbx_handle *h = NULL;
+    T_EQ_INT(create(q, "ab-bad2", &h, &err), AB_SANDBOX);
+    T_ASSERT(strstr(err.msg, "WarmPoolNotFound"));
+    T_ASSERT(strstr(err.msg, "SandboxWarmPool \"no-such-pool\" not found"));
+    T_EQ_INT(nclaims(), 0);
+    q->ops->free(q);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_ttls(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_info info;
+    info_for(&info, "ab-ttl");
+    info.ttl_s = 2;
+    info.idle_ttl_s = 600;
+    struct sbx_create_req req = {.info = &info};
+    struct sbx_handle *h = NULL;
+    if (p->ops->create(p, &req, &h, &err))
+        T_FAIL("create: %s", err.msg);
+    json_t *claim = tk8s_http(&C, "GET",
+                              "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/"
+                              "sandboxclaims/ab-ttl",
+                              NULL, NULL);
+    json_t *lc = json_object_get(json_object_get(claim, "spec"), "lifecycle");
+    T_EQ_STR(json_string_value(json_object_get(lc, "shutdownPolicy")), "Delete");
+    int64_t when = 0;
+    T_ASSERT(ab_parse_time(json_string_value(json_object_get(lc, "shutdownTime")), &when));
+    T_ASSERT(when >= info.created_ms + 1000 && when <= info.created_ms + 3000);
+    json_decref(claim);
+    /* idle TTL: last use is recorded on the claim, visible to any replica's list */
+    struct sbx_info upd;
+    sbx_info_copy(&upd, &info);
+    upd.last_used_ms = info.created_ms + 12345;
+    T_OK(p->ops->update_info(p, h, &upd, &err));
+    struct sbx_list_page pg;
+    T_OK(p->ops->list(p, "alice@example.com", NULL, NULL, 0, &pg, &err));
+    T_EQ_INT(pg.n, 1);
+    T_EQ_INT(pg.items[0].last_used_ms, info.created_ms + 12345);
+    T_EQ_INT(pg.items[0].idle_ttl_s, 600);
+    T_EQ_INT(pg.items[0].ttl_s, 2);
+    sbx_list_page_cleanup(&pg);
+    /* the controller enforces the absolute TTL even without agentbox */
+    p->ops->release(p, h);
+    for (int i = 0; i < 400 && nclaims(); i++)
+        usleep(20000);
+    T_EQ_INT(nclaims(), 0);
+    struct sbx_info out;
+    T_EQ_INT(p->ops->attach(p, "ab-ttl", &h, &out, &err), AB_NOTFOUND);
+    sbx_info_cleanup(&upd);
+    sbx_info_cleanup(&info);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_list_labels_pagination(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h[3];
+    const char *names[] = {"ab-l1", "ab-l2", "ab-l3"};
+    for (int i = 0; i < 3; i++)
+        if (create(p, names[i], &h[i], &err))
+            T_FAIL("create: %s", err.msg);
+    struct sbx_list_page pg;
+    T_OK(p->ops->list(p, "alice@example.com", "team=a", NULL, 2, &pg, &err));
+    T_EQ_INT(pg.n, 2);
+    T_ASSERT(pg.next_cursor);
+    char *cur = ab_strdup(pg.next_cursor);
+    sbx_list_page_cleanup(&pg);
+    T_OK(p->ops->list(p, "alice@example.com", "team=a", cur, 2, &pg, &err));
+    T_EQ_INT(pg.n, 1);
+    T_ASSERT(!pg.next_cursor);
+    sbx_list_page_cleanup(&pg);
+    free(cur);
+    T_OK(p->ops->list(p, "bob", NULL, NULL, 0, &pg, &err));
+    T_EQ_INT(pg.n, 0);
+    sbx_list_page_cleanup(&pg);
+    T_OK(p->ops->list(p, NULL, "team!=a", NULL, 0, &pg, &err));
+    T_EQ_INT(pg.n, 0);
+    sbx_list_page_cleanup(&pg);
+    T_EQ_INT(p->ops->list(p, NULL, "bad key=", NULL, 0, &pg, &err), AB_INVAL);
+    for (int i = 0; i < 3; i++)
+        T_OK(p->ops->destroy(p, h[i], &err));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_v1alpha1_cluster(void)
+{
+    const char *args[] = {"--versions", "v1alpha1", NULL};
+    start(args);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    T_OK(p->ops->check(p, &err));
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-alpha", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    json_t *claim = tk8s_http(&C, "GET",
+                              "/apis/extensions.agents.x-k8s.io/v1alpha1/namespaces/default/"
+                              "sandboxclaims/ab-alpha",
+                              NULL, NULL);
+    json_t *spec = json_object_get(claim, "spec");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(spec, "sandboxTemplateRef"), "name")),
+             tk8s_str(&C, "template"));
+    T_EQ_STR(json_string_value(json_object_get(spec, "warmpool")), "warm-pool");
+    T_ASSERT(!json_object_get(spec, "warmPoolRef"));
+    json_decref(claim);
+    T_ASSERT(h->warm);
+    char *out = run(p, h, "echo alpha", NULL);
+    T_EQ_STR(out, "alpha\n");
+    free(out);
+    T_OK(p->ops->destroy(p, h, &err));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_check_without_crds(void)
+{
+    const char *args[] = {"--no-crds", NULL};
+    start(args);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    T_EQ_INT(p->ops->check(p, &err), AB_UNSUPPORTED);
+    T_ASSERT(strstr(err.msg, "agent-sandbox is not installed"));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+/* ---- connection modes ---- */
+
+static void exec_roundtrip(struct config *cfg)
+{
+    struct sbx_provider *p = provider(cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-mode", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    char *out = run(p, h, "echo via-mode", NULL);
+    T_EQ_STR(out, "via-mode\n");
+    free(out);
+    T_OK(p->ops->write_file(p, h, "/workspace/m.txt", "m", 1, &err));
+    T_OK(p->ops->destroy(p, h, &err));
+    p->ops->free(p);
+}
+
+static void t_mode_in_cluster(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.connection", "in-cluster", NULL);
+    exec_roundtrip(&cfg);
+    json_t *rr = tk8s_http(&C, "GET", "/_admin/router-requests", NULL, NULL);
+    T_EQ_INT(json_array_size(rr), 0); /* straight to the pod IP */
+    json_decref(rr);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_mode_gateway(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    char port[16];
+    snprintf(port, sizeof(port), "%lld",
+             (long long)json_integer_value(json_object_get(C.info, "routerPort")));
+    cfg_set(&cfg, "k8s.connection", "gateway", NULL);
+    cfg_set(&cfg, "k8s.gateway_name", "sandbox-gateway", NULL);
+    cfg_set(&cfg, "k8s.gateway_port", port, NULL);
+    exec_roundtrip(&cfg);
+    json_t *rr = tk8s_http(&C, "GET", "/_admin/router-requests", NULL, NULL);
+    T_ASSERT(json_array_size(rr) > 0);
+    json_t *hdr = json_object_get(json_array_get(rr, 0), "headers");
+    T_EQ_STR(json_string_value(json_object_get(hdr, "x-sandbox-namespace")), "default");
+    T_EQ_STR(json_string_value(json_object_get(hdr, "x-sandbox-port")), "8888");
+    T_ASSERT(json_object_get(hdr, "x-sandbox-pod-ip"));
+    T_ASSERT(json_object_get(hdr, "x-sandbox-id"));
+    json_decref(rr);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_mode_direct_without_pod_ip(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.send_pod_ip", "false", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-dns", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    /* a warm-pool Sandbox has no Service: a DNS-resolving router cannot reach it */
+    struct sbx_exec_req req = {.shell = "true"};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    T_EQ_INT(p->ops->exec(p, h, &req, &res, &err), AB_SANDBOX);
+    T_ASSERT(strstr(err.msg, "Could not connect to the backend sandbox"));
+    T_ASSERT(strstr(err.msg, "HTTP 502"));
+    sbx_exec_result_cleanup(&res);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_mode_tunnel_with_fake_kubectl(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    char kubectl[1100], target[128], pidfile[300], log[300];
+    snprintf(kubectl, sizeof(kubectl), "%s/fake-kubectl/kubectl", tk8s_source_dir());
+    snprintf(target, sizeof(target), "127.0.0.1:%lld",
+             (long long)json_integer_value(json_object_get(C.info, "routerPort")));
+    snprintf(pidfile, sizeof(pidfile), "%s/kubectl.pids", C.dir);
+    snprintf(log, sizeof(log), "%s/kubectl.log", C.dir);
+    setenv("FAKE_KUBECTL_TARGET", target, 1);
+    setenv("FAKE_KUBECTL_PIDFILE", pidfile, 1);
+    setenv("FAKE_KUBECTL_LOG", log, 1);
+    cfg_set(&cfg, "k8s.connection", "tunnel", NULL);
+    cfg_set(&cfg, "k8s.kubectl", kubectl, NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-tun", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    char *out = run(p, h, "echo tunnel", NULL);
+    T_EQ_STR(out, "tunnel\n");
+    free(out);
+    /* the exact kubectl invocation */
+    FILE *f = fopen(log, "r");
+    char line[512] = "";
+    T_ASSERT(f && fgets(line, sizeof(line), f));
+    fclose(f);
+    T_ASSERT(strstr(line, "[\"port-forward\",\"svc/sandbox-router-svc\","));
+    T_ASSERT(strstr(line, ":8080\",\"-n\",\"agent-sandbox-system\"]"));
+    /* the tunnel dies: the next call restarts it */
+    f = fopen(pidfile, "r");
+    int pid = 0;
+    T_ASSERT(f && fscanf(f, "%d", &pid) == 1);
+    fclose(f);
+    kill(pid, SIGKILL);
+    usleep(100000);
+    out = run(p, h, "echo again", NULL);
+    T_EQ_STR(out, "again\n");
+    free(out);
+    T_OK(p->ops->destroy(p, h, &err));
+    p->ops->free(p); /* stops the tunnel */
+    T_ASSERT(kill(pid, 0) != 0);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_mode_tunnel_kubectl_fails(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    char kubectl[1100];
+    snprintf(kubectl, sizeof(kubectl), "%s/fake-kubectl/kubectl", tk8s_source_dir());
+    setenv("FAKE_KUBECTL_FAIL", "1", 1);
+    setenv("FAKE_KUBECTL_TARGET", "127.0.0.1:1", 1);
+    cfg_set(&cfg, "k8s.connection", "tunnel", NULL);
+    cfg_set(&cfg, "k8s.kubectl", kubectl, NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-tunf", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    struct sbx_exec_req req = {.shell = "true"};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    T_EQ_INT(p->ops->exec(p, h, &req, &res, &err), AB_SANDBOX);
+    T_ASSERT(strstr(err.msg, "pod is not running"));
+    sbx_exec_result_cleanup(&res);
+    unsetenv("FAKE_KUBECTL_FAIL");
+    p->ops->release(p, h);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_python_runtime_api_only(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.runtime_api", "python-runtime", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-py", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    int code = 0;
+    char *out = run(p, h, "echo 'it'\"'\"'s'; echo e >&2; exit 4", &code);
+    T_EQ_STR(out, "it's\ne\n");
+    T_EQ_INT(code, 4);
+    free(out);
+    const char *envv[] = {"FOO=b a r", NULL};
+    struct sbx_exec_req req = {.shell = "cat; echo \"$FOO\"; pwd", .env = envv,
+                               .stdin_data = "input\n", .stdin_len = 6, .cwd = "/workspace"};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    T_OK(p->ops->exec(p, h, &req, &res, &err));
+    T_ASSERT(ab_starts_with(buf_cstr(&res.output), "input\nb a r\n/"));
+    sbx_exec_result_cleanup(&res);
+    struct sbx_exec_req slow = {.shell = "sleep 5", .timeout_ms = 300};
+    sbx_exec_result_init(&res);
+    T_OK(p->ops->exec(p, h, &slow, &res, &err));
+    T_ASSERT(res.timed_out);
+    T_EQ_INT(res.exit_code, 124);
+    sbx_exec_result_cleanup(&res);
+    T_OK(p->ops->write_file(p, h, "/workspace/x/y.txt", "py", 2, &err));
+    struct buf b;
+    buf_init(&b, 100);
+    T_OK(p->ops->read_file(p, h, "/workspace/x/y.txt", 100, &b, &err));
+    T_EQ_STR(buf_cstr(&b), "py");
+    buf_cleanup(&b);
+    struct sbx_dirent *de;
+    size_t n;
+    T_OK(p->ops->list_dir(p, h, "/workspace/x", &de, &n, &err));
+    T_EQ_INT(n, 1);
+    T_EQ_STR(de[0].name, "y.txt");
+    sbx_dirents_free(de, n);
+    T_EQ_INT(p->ops->write_file(p, h, "/etc/agentbox-nope", "x", 1, &err), AB_DENIED);
+    T_OK(p->ops->destroy(p, h, &err));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+/* ---- faults ---- */
+
+static void t_fault_api_500_and_429_recover(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    tk8s_fault(&C, "{\"errors\":[{\"path\":\"sandboxclaims\",\"status\":500,\"count\":2},"
+                   "{\"path\":\"sandboxclaims\",\"status\":429,\"count\":1,\"retryAfter\":0},"
+                   "{\"path\":\"sandboxclaims\",\"status\":503,\"count\":1,\"reset\":true}]}");
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-f500", &h, &err))
+        T_FAIL("create under 500s: %s", err.msg);
+    T_OK(p->ops->destroy(p, h, &err));
+    /* persistent 500s: a clear error, bounded */
+    tk8s_fault(&C, "{\"errors\":[{\"path\":\"sandboxclaims\",\"status\":500,\"count\":100,"
+                   "\"message\":\"etcdserver: leader changed\"}]}");
+    T_EQ_INT(create(p, "ab-f500b", &h, &err), AB_K8S);
+    T_ASSERT(strstr(err.msg, "etcdserver: leader changed"));
+    T_ASSERT(strstr(err.msg, "HTTP 500"));
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_fault_api_timeout_is_clear(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.request_timeout", "1s", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    tk8s_fault(&C, "{\"hangs\":[{\"path\":\"sandboxclaims\",\"count\":100}]}");
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    int64_t t0 = ab_mono_ms();
+    ab_status rc = create(p, "ab-hang", &h, &err);
+    T_ASSERT(rc == AB_TIMEOUT || rc == AB_K8S);
+    T_ASSERT(strstr(err.msg, "sandboxclaims"));
+    T_ASSERT(ab_mono_ms() - t0 < 60000); /* bounded: never a hang */
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_fault_dropped_watch_and_410_recover(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    tk8s_fault(&C, "{\"podStartDelayMs\":1500,\"goneNext\":1}");
+    pid_t killer = fork();
+    if (killer == 0) {
+        for (int i = 0; i < 3; i++) {
+            usleep(400000);
+            tk8s_fault(&C, "{\"dropWatches\":true}");
+        }
+        _exit(0);
+    }
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-drop", &h, &err))
+        T_FAIL("create with dropped watches: %s", err.msg);
+    waitpid(killer, NULL, 0);
+    char *out = run(p, h, "echo ok", NULL);
+    T_EQ_STR(out, "ok\n");
+    free(out);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_fault_pod_never_ready(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
+    cfg_set(&cfg, "k8s.ready_timeout", "2s", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    tk8s_fault(&C, "{\"neverReady\":true}");
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    T_EQ_INT(create(p, "ab-never", &h, &err), AB_TIMEOUT);
+    T_ASSERT(strstr(err.msg, "did not become Ready within 2 s"));
+    T_ASSERT(strstr(err.msg, "DependenciesNotReady"));
+    T_EQ_INT(nclaims(), 0); /* the failed claim was deleted */
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_fault_runtime_dies_mid_command(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-die", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    char *out = run(p, h, "echo warmup", NULL); /* probe the runtime first */
+    free(out);
+    tk8s_fault(&C, "{\"killRuntime\":{\"path\":\"/agentbox/v1/exec\",\"afterMs\":300,\"count\":1,"
+                   "\"restartAfterMs\":300}}");
+    struct sbx_exec_req req = {.shell = "echo started; sleep 10; echo never", .timeout_ms = 20000};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    ab_status rc = p->ops->exec(p, h, &req, &res, &err);
+    T_EQ_INT(rc, AB_SANDBOX);
+    if (!strstr(err.msg, "outcome is unknown") && !strstr(err.msg, "Could not connect"))
+        T_FAIL("unclear error: %s", err.msg);
+    sbx_exec_result_cleanup(&res);
+    /* after the "kubelet" restarts the container, calls work again */
+    usleep(800000);
+    out = run(p, h, "echo back", NULL);
+    T_EQ_STR(out, "back\n");
+    free(out);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static void t_cancel_exec(void)
+{
+    start(NULL);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-cancel", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    struct ab_cancel cancel;
+    ab_cancel_init(&cancel);
+    pid_t f = fork();
+    if (f == 0)
+        _exit(0);
+    waitpid(f, NULL, 0);
+    ab_cancel_fire(&cancel, "test");
+    struct sbx_exec_req req = {.shell = "sleep 30", .cancel = &cancel};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    int64_t t0 = ab_mono_ms();
+    T_OK(p->ops->exec(p, h, &req, &res, &err));
+    T_ASSERT(res.cancelled);
+    T_ASSERT(ab_mono_ms() - t0 < 20000);
+    sbx_exec_result_cleanup(&res);
+    ab_cancel_cleanup(&cancel);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+static const struct t_case cases[] = {
+    T_CASE(t_create_exec_files_destroy),
+    T_CASE(t_two_servers_one_thread_one_claim),
+    T_CASE(t_reattach_after_restart),
+    T_CASE(t_warm_adoption_and_cold_fallback),
+    T_CASE(t_terminal_reasons_are_clear_and_cleaned_up),
+    T_CASE(t_ttls),
+    T_CASE(t_list_labels_pagination),
+    T_CASE(t_v1alpha1_cluster),
+    T_CASE(t_check_without_crds),
+    T_CASE(t_mode_in_cluster),
+    T_CASE(t_mode_gateway),
+    T_CASE(t_mode_direct_without_pod_ip),
+    T_CASE(t_mode_tunnel_with_fake_kubectl),
+    T_CASE(t_mode_tunnel_kubectl_fails),
+    T_CASE(t_python_runtime_api_only),
+    T_CASE(t_fault_api_500_and_429_recover),
+    T_CASE(t_fault_api_timeout_is_clear),
+    T_CASE(t_fault_dropped_watch_and_410_recover),
+    T_CASE(t_fault_pod_never_ready),
+    T_CASE(t_fault_runtime_dies_mid_command),
+    T_CASE(t_cancel_exec),
+    {0},
+};
+T_MAIN(cases)
