@@ -1058,6 +1058,7 @@ ab_status sbx_k8s_new(const struct config *cfg, struct sbx_provider **out, struc
         goto fail;
     const char *ns = k->namespace && *k->namespace ? k->namespace : k8s_client_namespace(p->api);
     p->ns = ab_strdup(ns && *ns ? ns : "default");
+    p->base.workspace = p->workspace; /* relative tool paths resolve under the runtime's base */
     *out = &p->base;
     return AB_OK;
 fail:
