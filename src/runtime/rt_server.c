@@ -771,7 +771,8 @@ static enum MHD_Result handle_ext_exec(struct rt_server *s, struct MHD_Connectio
     char *cwd = json_is_string(jcwd) ? ext_path(s, json_string_value(jcwd)) : ab_strdup(s->base_real);
     json_int_t tmo = json_integer_value(json_object_get(req, "timeout_ms"));
     json_int_t cap = json_integer_value(json_object_get(req, "output_cap"));
-    json_decref(req);
+    bool has_stdin = json_is_string(jin);
+    json_decref(req); /* jin, sh and jcwd are gone from here on */
     if (bad || bad_env || !x->argv_owned || !x->argv_owned[0] || !cwd) {
         free(cwd);
         exec_stream_free(x);
@@ -787,7 +788,7 @@ static enum MHD_Result handle_ext_exec(struct rt_server *s, struct MHD_Connectio
                              .stdin_data = x->stdin_owned ? x->stdin_owned : (in_len ? "" : NULL),
                              .stdin_len = in_len,
                              .merge_output = true};
-    if (json_is_string(jin) && !x->stdin_owned)
+    if (has_stdin && !x->stdin_owned)
         o.stdin_data = "";
     struct ab_err err;
     ab_err_clear(&err);

@@ -74,6 +74,19 @@ static size_t nclaims(void)
     return n;
 }
 
+/* Wait until the warm pool reports n ready Sandboxes (slow under sanitizers). */
+static void wait_pool_ready(struct sbx_provider *p, int64_t n)
+{
+    struct sbx_pool_status ps = {0};
+    struct ab_err err;
+    for (int i = 0; i < 1500; i++) {
+        if (p->ops->pool_status(p, &ps, &err) == AB_OK && ps.ready >= n)
+            return;
+        usleep(20000);
+    }
+    T_FAIL("the warm pool did not become ready (%lld of %lld)", (long long)ps.ready, (long long)n);
+}
+
 static char *run(struct sbx_provider *p, struct sbx_handle *h, const char *shell, int *code)
 {
     struct sbx_exec_req req = {.shell = shell, .timeout_ms = 10000};
@@ -246,6 +259,7 @@ static void t_reattach_after_restart(void)
     struct sbx_provider *p = provider(&cfg);
     struct ab_err err;
     struct sbx_handle *h = NULL;
+    wait_pool_ready(p, 2);
     if (create(p, "ab-keep", &h, &err))
         T_FAIL("create: %s", err.msg);
     T_OK(p->ops->write_file(p, h, "/workspace/state.txt", "kept", 4, &err));
@@ -291,12 +305,8 @@ static void t_warm_adoption_and_cold_fallback(void)
     struct sbx_provider *p = provider(&cfg);
     struct ab_err err;
     struct sbx_pool_status ps;
-    for (int i = 0; i < 500; i++) {
-        T_OK(p->ops->pool_status(p, &ps, &err));
-        if (ps.ready == 2)
-            break;
-        usleep(20000);
-    }
+    wait_pool_ready(p, 2);
+    T_OK(p->ops->pool_status(p, &ps, &err));
     T_ASSERT(ps.supported);
     T_EQ_INT(ps.target, 2);
     T_EQ_INT(ps.ready, 2);
@@ -468,6 +478,7 @@ static void t_v1alpha1_cluster(void)
     struct ab_err err;
     T_OK(p->ops->check(p, &err));
     struct sbx_handle *h = NULL;
+    wait_pool_ready(p, 2);
     if (create(p, "ab-alpha", &h, &err))
         T_FAIL("create: %s", err.msg);
     json_t *claim = tk8s_http(&C, "GET",
