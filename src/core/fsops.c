@@ -505,7 +505,8 @@ ab_status fsops_ls(const struct fsops_env *env, struct fsops_str path, struct fs
         rc = fsops__fail(res, "Error: Path '%s': %s", abs, code);
         goto out;
     }
-    qsort(ents, n, sizeof(*ents), dirent_cmp);
+    if (n)
+        qsort(ents, n, sizeof(*ents), dirent_cmp);
     paths = calloc(n + 1, sizeof(char *));
     json_t *arr = json_array();
     res->structured = json_pack("{s:o,s:o}", "path", fsops__json_str(abs, strlen(abs)),

@@ -111,7 +111,8 @@ static ab_status collect_files(const struct fsops_env *env, const char *root,
         return AB_CANCELLED;
     }
     fl->truncated = truncated;
-    qsort(ents, n, sizeof(*ents), walk_entry_cmp);
+    if (n)
+        qsort(ents, n, sizeof(*ents), walk_entry_cmp);
     for (size_t i = 0; i < n && !rc; i++) {
         const struct sbx_walk_entry *e = &ents[i];
         bool file = e->st.type == SBX_FT_FILE ||
