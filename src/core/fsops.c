@@ -71,6 +71,15 @@ void fsops_result_cleanup(struct fsops_result *res)
     res->content = NULL;
 }
 
+const char *fsops__workspace(const struct fsops_env *env)
+{
+    if (env->workspace)
+        return env->workspace;
+    if (env->p && env->p->workspace)
+        return env->p->workspace;
+    return "/workspace";
+}
+
 const struct cfg_tools *fsops__limits(const struct fsops_env *env)
 {
     return env->limits ? env->limits : &default_limits;
@@ -123,7 +132,7 @@ ab_status fsops__resolve(const struct fsops_env *env, struct fsops_str path, boo
                          char **abs, struct fsops_result *res)
 {
     *abs = NULL;
-    const char *ws = env->workspace ? env->workspace : "/workspace";
+    const char *ws = fsops__workspace(env);
     if (!path.ptr) {
         if (!absent_ok)
             return fsops__fail(res, "Error: a path is required");
@@ -606,7 +615,7 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
         const char *code = NULL;
         unsigned char *bytes = NULL;
         size_t blen = 0;
-        const char *ws = env->workspace ? env->workspace : "/workspace";
+        const char *ws = fsops__workspace(env);
         ab_status prc = f->path.ptr ? paths_resolve(f->path.ptr, f->path.len, ws, &abs, &why)
                                     : AB_INVAL;
         if (prc == AB_NOMEM)
@@ -685,7 +694,7 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
         const char *code = NULL, *mime = NULL;
         struct buf data;
         buf_init(&data, lim->download_max_bytes);
-        const char *ws = env->workspace ? env->workspace : "/workspace";
+        const char *ws = fsops__workspace(env);
         ab_status prc = paths_resolve(paths[i].ptr ? paths[i].ptr : "", paths[i].len, ws, &abs,
                                       &why);
         free(why);

@@ -49,7 +49,8 @@ typedef char *(*fsops_check_path_cb)(void *arg, enum fsops_access access, const 
 struct fsops_env {
     struct sbx_provider *p;
     struct sbx_handle *h;
-    const char *workspace;           /* "/workspace": relative paths resolve under it */
+    const char *workspace;           /* relative paths resolve under it; NULL = p->workspace,
+                                        then "/workspace" */
     const struct cfg_tools *limits;  /* NULL = the built-in defaults (same as config.c) */
     struct ab_cancel *cancel;        /* may be NULL */
     fsops_check_path_cb check_path;  /* may be NULL: everything allowed */

@@ -16,6 +16,8 @@
     "... [results truncated, try being more specific with your parameters]"
 
 const struct cfg_tools *fsops__limits(const struct fsops_env *env);
+/* env->workspace, else the provider's workspace, else "/workspace". */
+const char *fsops__workspace(const struct fsops_env *env);
 
 /* Statuses that mean "the sandbox or the server failed", not "the file op failed". */
 bool fsops__infra(ab_status rc);

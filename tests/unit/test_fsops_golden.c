@@ -31,6 +31,8 @@
 
 #include "base/util.h"
 #include "core/fsops.h"
+#include "mcp/schema.h"
+#include "mcp/server.h"
 #include "support/hostdir_provider.h"
 
 static char *read_all(const char *path, size_t *len)
@@ -171,139 +173,26 @@ static bool json_subset(const json_t *expected, const json_t *actual, struct buf
 }
 
 
-/* A small JSON Schema checker for the keywords our tool schemas use (type, enum, const,
- * minimum/maximum, minLength/maxLength, properties, required, additionalProperties, items,
- * minItems/maxItems, anyOf, oneOf), so every golden also proves that its arguments are a
- * valid call and that structuredContent matches the tool's outputSchema. */
-static bool type_ok(const char *t, const json_t *v)
-{
-    if (strcmp(t, "object") == 0)
-        return json_is_object(v);
-    if (strcmp(t, "array") == 0)
-        return json_is_array(v);
-    if (strcmp(t, "string") == 0)
-        return json_is_string(v);
-    if (strcmp(t, "integer") == 0)
-        return json_is_integer(v);
-    if (strcmp(t, "number") == 0)
-        return json_is_number(v);
-    if (strcmp(t, "boolean") == 0)
-        return json_is_boolean(v);
-    if (strcmp(t, "null") == 0)
-        return json_is_null(v);
-    return false;
-}
-
+/* Every golden also proves that its arguments are a valid call and that structuredContent
+ * matches the tool's outputSchema, with the validator the MCP layer uses; the schema is the
+ * copy embedded into the binary. */
 static bool schema_ok(const json_t *sc, const json_t *v, struct buf *why)
 {
-    const json_t *t = json_object_get(sc, "type");
-    if (json_is_string(t) && !type_ok(json_string_value(t), v)) {
-        buf_printf(why, " not a %s", json_string_value(t));
-        return false;
-    }
-    const json_t *en = json_object_get(sc, "enum");
-    if (en) {
-        bool found = false;
-        for (size_t i = 0; i < json_array_size(en) && !found; i++)
-            found = json_equal(json_array_get(en, i), (json_t *)v);
-        if (!found) {
-            buf_printf(why, " not in enum");
-            return false;
-        }
-    }
-    if (json_object_get(sc, "const") && !json_equal(json_object_get(sc, "const"), (json_t *)v))
-        return false;
-    if (json_is_number(v)) {
-        const json_t *mn = json_object_get(sc, "minimum"), *mx = json_object_get(sc, "maximum");
-        if (mn && json_number_value(v) < json_number_value(mn)) {
-            buf_printf(why, " below minimum");
-            return false;
-        }
-        if (mx && json_number_value(v) > json_number_value(mx))
-            return false;
-    }
-    if (json_is_string(v)) {
-        size_t cps = 0;
-        const char *s = json_string_value(v);
-        for (size_t i = 0; i < json_string_length(v); i++)
-            cps += ((unsigned char)s[i] & 0xC0) != 0x80;
-        const json_t *mn = json_object_get(sc, "minLength"), *mx = json_object_get(sc, "maxLength");
-        if ((mn && cps < (size_t)json_integer_value(mn)) ||
-            (mx && cps > (size_t)json_integer_value(mx))) {
-            buf_printf(why, " bad length");
-            return false;
-        }
-    }
-    if (json_is_object(v)) {
-        const json_t *props = json_object_get(sc, "properties");
-        const char *k;
-        const json_t *x;
-        json_object_foreach((json_t *)v, k, x)
-        {
-            const json_t *ps = json_object_get(props, k);
-            if (!ps && json_is_false(json_object_get(sc, "additionalProperties"))) {
-                buf_printf(why, " unexpected property %s", k);
-                return false;
-            }
-            if (ps) {
-                size_t mark = why->len;
-                buf_printf(why, ".%s", k);
-                if (!schema_ok(ps, x, why))
-                    return false;
-                why->len = mark;
-            }
-        }
-        size_t i;
-        const json_t *r;
-        json_array_foreach(json_object_get(sc, "required"), i, r)
-        {
-            if (!json_object_get(v, json_string_value(r))) {
-                buf_printf(why, " missing %s", json_string_value(r));
-                return false;
-            }
-        }
-    }
-    if (json_is_array(v)) {
-        const json_t *mn = json_object_get(sc, "minItems"), *mx = json_object_get(sc, "maxItems");
-        if ((mn && json_array_size(v) < (size_t)json_integer_value(mn)) ||
-            (mx && json_array_size(v) > (size_t)json_integer_value(mx)))
-            return false;
-        const json_t *items = json_object_get(sc, "items");
-        for (size_t i = 0; items && i < json_array_size(v); i++) {
-            size_t mark = why->len;
-            buf_printf(why, "[%zu]", i);
-            if (!schema_ok(items, json_array_get(v, i), why))
-                return false;
-            why->len = mark;
-        }
-    }
-    const json_t *any = json_object_get(sc, "anyOf"), *one = json_object_get(sc, "oneOf");
-    if (any || one) {
-        const json_t *alts = any ? any : one;
-        size_t hits = 0;
-        for (size_t i = 0; i < json_array_size(alts); i++) {
-            struct buf scratch;
-            buf_init(&scratch, 4096);
-            hits += schema_ok(json_array_get(alts, i), v, &scratch);
-            buf_cleanup(&scratch);
-        }
-        if (any ? hits == 0 : hits != 1) {
-            buf_printf(why, " fails %s", any ? "anyOf" : "oneOf");
-            return false;
-        }
-    }
-    return true;
+    struct ab_err err;
+    ab_err_clear(&err);
+    if (mcp_schema_validate(sc, v, &err) == AB_OK)
+        return true;
+    buf_printf(why, " %s", err.msg);
+    return false;
 }
 
 static json_t *load_tool_schema(const char *tool)
 {
-    const char *src = getenv("AGENTBOX_SOURCE_DIR");
-    char *p = ab_asprintf("%s/schemas/tools/%s.json", src ? src : ".", tool);
-    json_error_t je;
-    json_t *s = json_load_file(p, 0, &je);
+    char *rel = ab_asprintf("tools/%s.json", tool);
+    json_t *s = mcp_embedded_schema(rel);
     if (!s)
-        T_FAIL("%s: %s", p, je.text);
-    free(p);
+        T_FAIL("schema %s is not embedded", rel);
+    free(rel);
     if (strcmp(json_string_value(json_object_get(s, "name")), tool) != 0)
         T_FAIL("schema name mismatch for %s", tool);
     return s;
