@@ -355,6 +355,11 @@ int main(int argc, char **argv)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
+        char *cj = ab_asprintf("%s/%s/case.json", data, de->d_name);
+        bool is_case = cj && access(cj, F_OK) == 0;
+        free(cj);
+        if (!is_case)
+            continue; /* README.md and the like */
         names = realloc(names, (n + 1) * sizeof(*names));
         names[n++] = ab_strdup(de->d_name);
     }
