@@ -20,7 +20,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -36,6 +39,8 @@ static const char usage_text[] =
     "  agentbox serve [options]      serve MCP (stdio by default)\n"
     "  agentbox config [--defaults]  print the effective configuration (or the documented\n"
     "                                defaults, as YAML)\n"
+    "  agentbox health [URL]         exit 0 when GET URL (default\n"
+    "                                http://127.0.0.1:8080/healthz) answers 200\n"
     "  agentbox --version            print the version\n"
     "  agentbox --help               print this help\n"
     "\n"
@@ -184,6 +189,61 @@ static const char default_instructions[] =
     "and out. Relative paths are under the workspace directory. The sandbox has no network "
     "unless the operator enabled it.";
 
+/* `agentbox health URL`: a dependency-free HTTP GET for container HEALTHCHECKs (the slim
+ * image has no curl). Plain http to an IP or name, 5 s timeout, exit 0 on status 200. */
+static int cmd_health(const char *url)
+{
+    const char *u = url ? url : "http://127.0.0.1:8080/healthz";
+    if (!ab_starts_with(u, "http://")) {
+        fprintf(stderr, "agentbox health: only http:// URLs are supported\n");
+        return 2;
+    }
+    char host[256], port[16] = "80", path[1024] = "/";
+    const char *h = u + 7;
+    size_t hl = strcspn(h, ":/");
+    if (hl == 0 || hl >= sizeof(host))
+        return 2;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    const char *rest = h + hl;
+    if (*rest == ':') {
+        size_t pl = strcspn(rest + 1, "/");
+        if (pl == 0 || pl >= sizeof(port))
+            return 2;
+        memcpy(port, rest + 1, pl);
+        port[pl] = '\0';
+        rest += 1 + pl;
+    }
+    if (*rest == '/')
+        snprintf(path, sizeof(path), "%s", rest);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+        fprintf(stderr, "agentbox health: cannot resolve %s\n", host);
+        return 1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    int rc = 1;
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        char req[1400];
+        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                         path, host);
+        char resp[64] = "";
+        if (write(fd, req, (size_t)n) == n && read(fd, resp, sizeof(resp) - 1) > 12)
+            rc = strncmp(resp + 8, " 200", 4) == 0 ? 0 : 1;
+        if (rc)
+            fprintf(stderr, "agentbox health: %s answered %.12s\n", u, resp[0] ? resp : "nothing");
+    } else {
+        fprintf(stderr, "agentbox health: cannot connect to %s:%s\n", host, port);
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
+}
+
 static int cmd_serve(const struct cli *cli, struct config *cfg)
 {
     struct ab_err err;
@@ -262,6 +322,8 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "health") == 0)
+        return cmd_health(argc > 2 ? argv[2] : NULL);
     struct cli cli;
     int rc = parse_args(argc, argv, &cli);
     if (rc)
