@@ -518,8 +518,8 @@ ab_status fsops_ls(const struct fsops_env *env, struct fsops_str path, struct fs
         qsort(ents, n, sizeof(*ents), dirent_cmp);
     paths = calloc(n + 1, sizeof(char *));
     json_t *arr = json_array();
-    res->structured = json_pack("{s:o,s:o}", "path", fsops__json_str(abs, strlen(abs)),
-                                "entries", arr);
+    res->structured =
+        json_pack("{s:o,s:o}", "path", fsops__json_str(abs, strlen(abs)), "entries", arr);
     if (!paths || !arr || !res->structured) {
         rc = AB_NOMEM;
         goto out;
@@ -532,11 +532,10 @@ ab_status fsops_ls(const struct fsops_env *env, struct fsops_str path, struct fs
         }
         char when[40];
         ab_format_time(ents[i].st.mtime_ms, when, sizeof(when));
-        json_t *e = json_pack("{s:o,s:b,s:s,s:I,s:s}", "path",
-                              fsops__json_str(paths[i], strlen(paths[i])), "is_dir",
-                              ents[i].st.type == SBX_FT_DIR, "type",
-                              ftype_word(ents[i].st.type), "size", (json_int_t)ents[i].st.size,
-                              "modified_at", when);
+        json_t *e =
+            json_pack("{s:o,s:b,s:s,s:I,s:s}", "path", fsops__json_str(paths[i], strlen(paths[i])),
+                      "is_dir", ents[i].st.type == SBX_FT_DIR, "type", ftype_word(ents[i].st.type),
+                      "size", (json_int_t)ents[i].st.size, "modified_at", when);
         if (!e || json_array_append_new(arr, e)) {
             rc = AB_NOMEM;
             goto out;
@@ -555,8 +554,8 @@ out:
 
 /* ---- write ---- */
 
-ab_status fsops_write(const struct fsops_env *env, struct fsops_str path,
-                      struct fsops_str content, struct fsops_result *res, struct ab_err *err)
+ab_status fsops_write(const struct fsops_env *env, struct fsops_str path, struct fsops_str content,
+                      struct fsops_result *res, struct ab_err *err)
 {
     char *abs = NULL;
     bool allowed;
@@ -598,8 +597,8 @@ out:
 
 /* ---- upload ---- */
 
-ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_file *files,
-                       size_t n, struct fsops_result *res, struct ab_err *err)
+ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_file *files, size_t n,
+                       struct fsops_result *res, struct ab_err *err)
 {
     const struct cfg_tools *lim = fsops__limits(env);
     json_t *arr = json_array();
@@ -616,8 +615,8 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
         unsigned char *bytes = NULL;
         size_t blen = 0;
         const char *ws = fsops__workspace(env);
-        ab_status prc = f->path.ptr ? paths_resolve(f->path.ptr, f->path.len, ws, &abs, &why)
-                                    : AB_INVAL;
+        ab_status prc =
+            f->path.ptr ? paths_resolve(f->path.ptr, f->path.len, ws, &abs, &why) : AB_INVAL;
         if (prc == AB_NOMEM)
             return AB_NOMEM;
         free(why);
@@ -639,8 +638,8 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
         if (!code) {
             struct ab_err perr;
             ab_err_clear(&perr);
-            ab_status wrc = env->p->ops->write_file(env->p, env->h, abs, data ? data : "", blen,
-                                                    &perr);
+            ab_status wrc =
+                env->p->ops->write_file(env->p, env->h, abs, data ? data : "", blen, &perr);
             if (wrc && fsops__infra(wrc)) {
                 if (err)
                     *err = perr;
@@ -649,8 +648,8 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
                 return wrc;
             }
             if (wrc)
-                code = fsops__file_error_code(wrc) ? fsops__file_error_code(wrc)
-                                                   : ab_status_name(wrc);
+                code =
+                    fsops__file_error_code(wrc) ? fsops__file_error_code(wrc) : ab_status_name(wrc);
         }
         const char *shown = abs ? abs : (f->path.ptr ? f->path.ptr : "");
         size_t shown_len = abs ? strlen(abs) : f->path.len;
@@ -695,8 +694,8 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
         struct buf data;
         buf_init(&data, lim->download_max_bytes);
         const char *ws = fsops__workspace(env);
-        ab_status prc = paths_resolve(paths[i].ptr ? paths[i].ptr : "", paths[i].len, ws, &abs,
-                                      &why);
+        ab_status prc =
+            paths_resolve(paths[i].ptr ? paths[i].ptr : "", paths[i].len, ws, &abs, &why);
         free(why);
         if (prc == AB_NOMEM)
             return AB_NOMEM;
@@ -716,8 +715,8 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
             else if (!src && st.target_type != SBX_FT_FILE)
                 code = "not_a_file";
             if (!src && !code)
-                src = env->p->ops->read_file(env->p, env->h, abs, lim->download_max_bytes,
-                                             &data, &perr);
+                src = env->p->ops->read_file(env->p, env->h, abs, lim->download_max_bytes, &data,
+                                             &perr);
             if (src && fsops__infra(src)) {
                 if (err)
                     *err = perr;
@@ -726,8 +725,8 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
                 return src;
             }
             if (src)
-                code = fsops__file_error_code(src) ? fsops__file_error_code(src)
-                                                   : ab_status_name(src);
+                code =
+                    fsops__file_error_code(src) ? fsops__file_error_code(src) : ab_status_name(src);
             else if (!code && data.len > budget)
                 code = "response_too_large";
         }
@@ -748,9 +747,8 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
                     : NULL;
             free(uri);
             free(b64);
-            json_t *block = resource ? json_pack("{s:s,s:o}", "type", "resource", "resource",
-                                                 resource)
-                                     : NULL;
+            json_t *block =
+                resource ? json_pack("{s:s,s:o}", "type", "resource", "resource", resource) : NULL;
             if (!block || json_array_append_new(blocks, block))
                 rc = AB_NOMEM;
         }
@@ -776,8 +774,8 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
     }
     if (!rc) {
         /* The summary goes first, as a text block, then the files. */
-        json_t *tb = json_pack("{s:s,s:s%}", "type", "text", "text", buf_cstr(&res->text),
-                               res->text.len);
+        json_t *tb =
+            json_pack("{s:s,s:s%}", "type", "text", "text", buf_cstr(&res->text), res->text.len);
         if (!tb || json_array_insert_new(blocks, 0, tb))
             rc = AB_NOMEM;
     }
@@ -815,11 +813,10 @@ ab_status fsops_format_execute(const struct fsops_exec_outcome *o, struct fsops_
         rc = buf_append_str(&res->text, "\n[Output was truncated due to size limits]");
     if (rc)
         return rc;
-    res->structured = json_pack("{s:o,s:o,s:b,s:b}", "output",
-                                fsops__json_str(o->output ? o->output : "", o->output_len),
-                                "exit_code",
-                                o->exit_code_known ? json_integer(o->exit_code) : json_null(),
-                                "truncated", o->truncated, "timed_out", o->timed_out);
+    res->structured = json_pack(
+        "{s:o,s:o,s:b,s:b}", "output", fsops__json_str(o->output ? o->output : "", o->output_len),
+        "exit_code", o->exit_code_known ? json_integer(o->exit_code) : json_null(), "truncated",
+        o->truncated, "timed_out", o->timed_out);
     return res->structured ? AB_OK : AB_NOMEM;
 }
 
@@ -922,7 +919,7 @@ ab_status fsops_call(const struct fsops_env *env, const char *tool, const json_t
         else if (mode_s.ptr && strcmp(mode_s.ptr, "files_with_matches") != 0)
             return fsops__fail(res, "Error: output_mode must be one of 'files_with_matches', "
                                     "'content', 'count'");
-        if (json_object_get(args, "max_count") && maxc <= 0)
+        if (json_is_integer(json_object_get(args, "max_count")) && maxc <= 0)
             return fsops__fail(res, "Error: max_count must be greater than 0");
         return fsops_grep(env, a, path, b, mode, maxc, res, err);
     }

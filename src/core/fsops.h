@@ -49,11 +49,11 @@ typedef char *(*fsops_check_path_cb)(void *arg, enum fsops_access access, const 
 struct fsops_env {
     struct sbx_provider *p;
     struct sbx_handle *h;
-    const char *workspace;           /* relative paths resolve under it; NULL = p->workspace,
-                                        then "/workspace" */
-    const struct cfg_tools *limits;  /* NULL = the built-in defaults (same as config.c) */
-    struct ab_cancel *cancel;        /* may be NULL */
-    fsops_check_path_cb check_path;  /* may be NULL: everything allowed */
+    const char *workspace;          /* relative paths resolve under it; NULL = p->workspace,
+                                       then "/workspace" */
+    const struct cfg_tools *limits; /* NULL = the built-in defaults (same as config.c) */
+    struct ab_cancel *cancel;       /* may be NULL */
+    fsops_check_path_cb check_path; /* may be NULL: everything allowed */
     void *check_arg;
 };
 
@@ -69,11 +69,11 @@ struct fsops_str fsops_cstr(const char *s); /* NUL-terminated s (NULL -> FSOPS_N
 
 struct fsops_result {
     bool is_error;
-    struct buf text;      /* the tool text exactly as deepagents shows it (valid UTF-8) */
-    json_t *structured;   /* new; matches the tool's outputSchema; NULL when is_error */
-    json_t *content;      /* new array of MCP content blocks when the result is not plain text
-                             (read of media: image/audio/resource; download: text + embedded
-                             resources); NULL = one text block made from `text` */
+    struct buf text;    /* the tool text exactly as deepagents shows it (valid UTF-8) */
+    json_t *structured; /* new; matches the tool's outputSchema; NULL when is_error */
+    json_t *content;    /* new array of MCP content blocks when the result is not plain text
+                           (read of media: image/audio/resource; download: text + embedded
+                           resources); NULL = one text block made from `text` */
 };
 
 void fsops_result_init(struct fsops_result *res);
@@ -94,8 +94,8 @@ ab_status fsops_read(const struct fsops_env *env, struct fsops_str path, int64_t
                      int64_t limit, struct fsops_result *res, struct ab_err *err);
 
 /* write {path, content}: create or overwrite, creating parent directories. */
-ab_status fsops_write(const struct fsops_env *env, struct fsops_str path,
-                      struct fsops_str content, struct fsops_result *res, struct ab_err *err);
+ab_status fsops_write(const struct fsops_env *env, struct fsops_str path, struct fsops_str content,
+                      struct fsops_result *res, struct ab_err *err);
 
 /* edit {path, old_string, new_string, replace_all=false}. */
 ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct fsops_str old_s,
@@ -129,8 +129,8 @@ struct fsops_upload_file {
 };
 
 /* upload {files: [...]}: per-file results in input order; errors are codes. */
-ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_file *files,
-                       size_t n, struct fsops_result *res, struct ab_err *err);
+ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_file *files, size_t n,
+                       struct fsops_result *res, struct ab_err *err);
 
 /* download {paths: [...]}: per-file results in input order, files as embedded resources. */
 ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *paths, size_t n,
@@ -145,14 +145,14 @@ ab_status fsops_call(const struct fsops_env *env, const char *tool, const json_t
 /* ---- execute / execute_python text (contract 2.7), shared by the tool layer ---- */
 
 struct fsops_exec_outcome {
-    const char *output;    /* combined output as the provider returned it (any bytes) */
+    const char *output; /* combined output as the provider returned it (any bytes) */
     size_t output_len;
     int exit_code;
-    bool exit_code_known;  /* false: no "[Command ... exit code N]" line */
-    bool truncated;        /* output hit the cap */
-    bool timed_out;        /* the timeout fired (exit_code is then 124) */
-    int64_t timeout_s;     /* the effective timeout, for the timeout message */
-    bool custom_timeout;   /* the call passed its own timeout */
+    bool exit_code_known; /* false: no "[Command ... exit code N]" line */
+    bool truncated;       /* output hit the cap */
+    bool timed_out;       /* the timeout fired (exit_code is then 124) */
+    int64_t timeout_s;    /* the effective timeout, for the timeout message */
+    bool custom_timeout;  /* the call passed its own timeout */
 };
 
 /* The execute tool text: output, then "\n[Command succeeded with exit code 0]" or

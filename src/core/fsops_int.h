@@ -12,7 +12,7 @@
 #define FSOPS_TEXT_MAX   (64u * 1024 * 1024) /* hard cap of any tool text buffer */
 
 /* truncate_if_too_long()'s marker (backends/utils.py TRUNCATION_GUIDANCE). */
-#define FSOPS_TRUNCATION_GUIDANCE \
+#define FSOPS_TRUNCATION_GUIDANCE                                                                  \
     "... [results truncated, try being more specific with your parameters]"
 
 const struct cfg_tools *fsops__limits(const struct fsops_env *env);

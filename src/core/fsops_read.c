@@ -27,15 +27,15 @@
 
 #include "base/util.h"
 
-#define READ_MAX_LINE_CHARS   5000          /* MAX_LINE_LENGTH */
-#define READ_PAGE_BYTES       (500 * 1024)  /* MAX_OUTPUT_BYTES of the sandbox helper */
-#define READ_COUNT_MAX_BYTES  (1024 * 1024) /* MAX_LINE_COUNT_BYTES */
-#define READ_UTF8_PROBE       8192
+#define READ_MAX_LINE_CHARS  5000          /* MAX_LINE_LENGTH */
+#define READ_PAGE_BYTES      (500 * 1024)  /* MAX_OUTPUT_BYTES of the sandbox helper */
+#define READ_COUNT_MAX_BYTES (1024 * 1024) /* MAX_LINE_COUNT_BYTES */
+#define READ_UTF8_PROBE      8192
 
 /* Backend banner (backends/sandbox.py TRUNCATION_MSG). */
-#define READ_PAGE_TRUNCATION_MSG                                                               \
-    "\n\n[Output was truncated due to size limits. This paginated read result exceeded the "  \
-    "sandbox stdout limit. Continue reading with a larger offset or smaller limit to inspect " \
+#define READ_PAGE_TRUNCATION_MSG                                                                   \
+    "\n\n[Output was truncated due to size limits. This paginated read result exceeded the "       \
+    "sandbox stdout limit. Continue reading with a larger offset or smaller limit to inspect "     \
     "the rest of the file.]"
 
 #define EMPTY_CONTENT_WARNING "System reminder: File exists but has empty contents"
@@ -252,8 +252,8 @@ static size_t page_prefix_bytes(const char *text, size_t len, int64_t upto)
 }
 
 struct page {
-    struct buf text;  /* the backend's raw window, LF-joined (+ banner when truncated) */
-    size_t src_len;   /* bytes of text before the banner */
+    struct buf text; /* the backend's raw window, LF-joined (+ banner when truncated) */
+    size_t src_len;  /* bytes of text before the banner */
     int64_t start_line, end_line, total, next;
     bool byte_truncated;
 };
@@ -364,10 +364,10 @@ static ab_status render_page(const char *abs, const struct page *pg, int64_t req
         return rc;
 
     size_t src_bytes = page_prefix_bytes(text, pg->src_len, shown_end - pg->start_line + 1);
-    json_t *st = json_pack("{s:o,s:s,s:s,s:I,s:o,s:I,s:b}", "path", fsops__json_str(abs, strlen(abs)),
-                           "type", "text", "mime_type", mime, "size", (json_int_t)file_size,
-                           "content", json_stringn(text, src_bytes), "start_line",
-                           (json_int_t)pg->start_line, "truncated", cut || pg->byte_truncated);
+    json_t *st = json_pack(
+        "{s:o,s:s,s:s,s:I,s:o,s:I,s:b}", "path", fsops__json_str(abs, strlen(abs)), "type", "text",
+        "mime_type", mime, "size", (json_int_t)file_size, "content", json_stringn(text, src_bytes),
+        "start_line", (json_int_t)pg->start_line, "truncated", cut || pg->byte_truncated);
     if (!st)
         return AB_NOMEM;
     if (shown_end >= pg->start_line)
@@ -412,8 +412,8 @@ static ab_status media_result(const char *abs, enum fsops_ftype ft, const char *
     /* MCP content blocks (2025-11-25 schema): image and audio blocks carry data + mimeType;
      * video, PDF and other binary files travel as an embedded resource with a blob. */
     if (ft == FSOPS_FT_IMAGE || ft == FSOPS_FT_AUDIO)
-        block = json_pack("{s:s,s:s,s:s}", "type", ft == FSOPS_FT_IMAGE ? "image" : "audio",
-                          "data", b64, "mimeType", mime);
+        block = json_pack("{s:s,s:s,s:s}", "type", ft == FSOPS_FT_IMAGE ? "image" : "audio", "data",
+                          b64, "mimeType", mime);
     else
         block = json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "resource", "resource", "uri", uri,
                           "mimeType", mime, "blob", b64);
@@ -425,9 +425,9 @@ static ab_status media_result(const char *abs, enum fsops_ftype ft, const char *
                     fsops__ftype_name(ft));
     if (rc)
         goto out;
-    res->structured = json_pack("{s:o,s:s,s:s,s:I,s:b}", "path",
-                                fsops__json_str(abs, strlen(abs)), "type", fsops__ftype_name(ft),
-                                "mime_type", mime, "size", (json_int_t)data->len, "truncated", 0);
+    res->structured = json_pack("{s:o,s:s,s:s,s:I,s:b}", "path", fsops__json_str(abs, strlen(abs)),
+                                "type", fsops__ftype_name(ft), "mime_type", mime, "size",
+                                (json_int_t)data->len, "truncated", 0);
     rc = res->structured ? AB_OK : AB_NOMEM;
 out:
     json_decref(block);
@@ -573,11 +573,11 @@ ab_status fsops_read(const struct fsops_env *env, struct fsops_str path, int64_t
                              abs, (unsigned long long)cap);
         else
             rc = fsops__fail(res, "Error: File '%s': %s", abs,
-                             src == AB_NOTFOUND  ? "file_not_found"
-                             : src == AB_DENIED  ? "permission_denied"
-                             : src == AB_ISDIR   ? "not_a_file"
-                             : src == AB_NOTDIR  ? "file_not_found"
-                                                 : ab_status_name(src));
+                             src == AB_NOTFOUND ? "file_not_found"
+                             : src == AB_DENIED ? "permission_denied"
+                             : src == AB_ISDIR  ? "not_a_file"
+                             : src == AB_NOTDIR ? "file_not_found"
+                                                : ab_status_name(src));
         goto out;
     }
     const char *mime = fsops__mime_from_ext(abs);
@@ -597,8 +597,7 @@ ab_status fsops_read(const struct fsops_env *env, struct fsops_str path, int64_t
                              abs, (unsigned long long)lim->read_max_binary_bytes);
             goto out;
         }
-        rc = media_result(abs, FSOPS_FT_FILE, mime ? mime : "application/octet-stream", &data,
-                          res);
+        rc = media_result(abs, FSOPS_FT_FILE, mime ? mime : "application/octet-stream", &data, res);
         goto out;
     }
     if (!mime)
@@ -776,13 +775,15 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
     }
     if (count == 0 || (count > 1 && !replace_all)) {
         /* old_string is quoted raw (it may hold NUL bytes, so no printf). */
-        rc = fsops__fail(res, "%s", count ? "Error: String '" : "Error: String not found in file: '");
+        rc = fsops__fail(res, "%s",
+                         count ? "Error: String '" : "Error: String not found in file: '");
         if (!rc)
             rc = buf_append(&res->text, old_p, old_s.len);
         if (!rc)
-            rc = buf_append_str(&res->text, count ? "' appears multiple times. Use replace_all=True "
-                                                    "to replace all occurrences."
-                                                  : "'");
+            rc =
+                buf_append_str(&res->text, count ? "' appears multiple times. Use replace_all=True "
+                                                   "to replace all occurrences."
+                                                 : "'");
         goto out;
     }
     if (old_s.len == 0)

@@ -33,19 +33,19 @@
 #define GLOB_TIME_BUDGET_MS     5000  /* the glob helper's TIME_BUDGET */
 #define GREP_TIME_BUDGET_MS     30000 /* below deepagents' 35 s async grep timeout */
 
-#define GREP_TRUNCATION_NOTE                                                                   \
-    "Note: the search stopped early (it hit its time limit or the maximum match count). The "  \
-    "matches above are valid but incomplete. Narrow the search (a more specific pattern or a " \
+#define GREP_TRUNCATION_NOTE                                                                       \
+    "Note: the search stopped early (it hit its time limit or the maximum match count). The "      \
+    "matches above are valid but incomplete. Narrow the search (a more specific pattern or a "     \
     "narrower path), or raise max_count, to see the rest."
 
-#define GLOB_TRUNCATION_NOTE                                                                    \
-    "Note: the search stopped early because it hit its time limit. The paths above are valid " \
-    "but incomplete. Narrow the search (a more specific pattern or a narrower path) to see "    \
+#define GLOB_TRUNCATION_NOTE                                                                       \
+    "Note: the search stopped early because it hit its time limit. The paths above are valid "     \
+    "but incomplete. Narrow the search (a more specific pattern or a narrower path) to see "       \
     "the rest."
 
-#define GREP_REGEX_HINT                                                                       \
-    "Note: grep matches literal text, not regex, so characters like `|`, `.*`, and `\\.` are " \
-    "searched verbatim. Search for the literal text you need instead; for `|` alternation, "  \
+#define GREP_REGEX_HINT                                                                            \
+    "Note: grep matches literal text, not regex, so characters like `|`, `.*`, and `\\.` are "     \
+    "searched verbatim. Search for the literal text you need instead; for `|` alternation, "       \
     "run a separate search per alternative."
 
 /* Files selected for a search: absolute paths, sorted. */
@@ -90,8 +90,8 @@ static int walk_entry_cmp(const void *a, const void *b)
 /* Walk root and keep the files the filter accepts. follow_file_links: also keep symlinks to
  * regular files (glob does, like os.path.isfile; grep -r does not). */
 static ab_status collect_files(const struct fsops_env *env, const char *root,
-                               const struct glob_pat *g, bool follow_file_links,
-                               int64_t budget_ms, struct file_list *fl, struct ab_err *err)
+                               const struct glob_pat *g, bool follow_file_links, int64_t budget_ms,
+                               struct file_list *fl, struct ab_err *err)
 {
     struct sbx_walk_req req = {
         .root = root,
@@ -115,9 +115,9 @@ static ab_status collect_files(const struct fsops_env *env, const char *root,
         qsort(ents, n, sizeof(*ents), walk_entry_cmp);
     for (size_t i = 0; i < n && !rc; i++) {
         const struct sbx_walk_entry *e = &ents[i];
-        bool file = e->st.type == SBX_FT_FILE ||
-                    (follow_file_links && e->st.type == SBX_FT_SYMLINK &&
-                     e->st.target_type == SBX_FT_FILE);
+        bool file =
+            e->st.type == SBX_FT_FILE ||
+            (follow_file_links && e->st.type == SBX_FT_SYMLINK && e->st.target_type == SBX_FT_FILE);
         if (!file || (g && !glob_match(g, e->relpath)))
             continue;
         rc = file_list_push(fl, paths_join(root, e->relpath));
@@ -154,8 +154,8 @@ static int grep_file_cmp(const void *a, const void *b)
     return strcmp(((const struct grep_file *)a)->path, ((const struct grep_file *)b)->path);
 }
 
-static ab_status format_matches(struct buf *out, const struct sbx_match *m, char **disp,
-                                size_t n, enum fsops_grep_mode mode)
+static ab_status format_matches(struct buf *out, const struct sbx_match *m, char **disp, size_t n,
+                                enum fsops_grep_mode mode)
 {
     if (n == 0)
         return buf_append_str(out, "No matches found");
@@ -334,10 +334,10 @@ ab_status fsops_grep(const struct fsops_env *env, struct fsops_str pattern, stru
         rc = fsops__utf8_sanitize(&b, m[i].path, strlen(m[i].path));
         disp[i] = rc ? NULL : buf_steal(&b, NULL);
         buf_cleanup(&b);
-        json_t *e = disp[i] ? json_pack("{s:s,s:I,s:o}", "path", disp[i], "line",
-                                        (json_int_t)m[i].line, "text",
-                                        fsops__json_str(m[i].text, strlen(m[i].text)))
-                            : NULL;
+        json_t *e = disp[i]
+                        ? json_pack("{s:s,s:I,s:o}", "path", disp[i], "line", (json_int_t)m[i].line,
+                                    "text", fsops__json_str(m[i].text, strlen(m[i].text)))
+                        : NULL;
         if (!e || json_array_append_new(arr, e)) {
             rc = AB_NOMEM;
             goto out;
@@ -395,10 +395,10 @@ ab_status fsops_glob(const struct fsops_env *env, struct fsops_str pattern, stru
             rc = src;
         } else {
             rc = fsops__fail(res, "Error: Path '%s': %s", abs,
-                             src == AB_NOTFOUND  ? "path_not_found"
-                             : src == AB_NOTDIR  ? "not_a_directory"
-                             : src == AB_DENIED  ? "permission_denied"
-                                                 : ab_status_name(src));
+                             src == AB_NOTFOUND ? "path_not_found"
+                             : src == AB_NOTDIR ? "not_a_directory"
+                             : src == AB_DENIED ? "permission_denied"
+                                                : ab_status_name(src));
         }
         goto out;
     }

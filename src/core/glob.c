@@ -28,8 +28,8 @@
 #include "base/util.h"
 #include "core/pyrepr.h"
 
-#define GLOB_MAX_DEPTH     256               /* brace recursion depth */
-#define GLOB_MAX_WORK      (16u * 1024 * 1024) /* bytes produced during expansion */
+#define GLOB_MAX_DEPTH 256                 /* brace recursion depth */
+#define GLOB_MAX_WORK  (16u * 1024 * 1024) /* bytes produced during expansion */
 
 /* ---- compiled form ---- */
 
@@ -37,9 +37,9 @@ enum tok_kind { TOK_LIT, TOK_ANY, TOK_STAR, TOK_CLASS };
 
 struct cls {
     bool negate;
-    bool never;      /* "[]"-like: matches nothing */
-    bool any;        /* "[!]": matches any one character */
-    uint32_t *lits;  /* single code points */
+    bool never;     /* "[]"-like: matches nothing */
+    bool any;       /* "[!]": matches any one character */
+    uint32_t *lits; /* single code points */
     size_t nlits;
     uint32_t (*ranges)[2];
     size_t nranges;
@@ -47,8 +47,8 @@ struct cls {
 
 struct tok {
     enum tok_kind kind;
-    uint32_t cp;   /* TOK_LIT */
-    size_t cls;    /* TOK_CLASS: index into seg.classes */
+    uint32_t cp; /* TOK_LIT */
+    size_t cls;  /* TOK_CLASS: index into seg.classes */
 };
 
 struct seg {
@@ -61,10 +61,10 @@ struct seg {
 };
 
 struct alt {
-    bool never;        /* trailing '/' not after "**": matches no file */
+    bool never; /* trailing '/' not after "**": matches no file */
     struct seg *segs;
     size_t nsegs;
-    size_t nliteral;   /* segments that are not "**" */
+    size_t nliteral; /* segments that are not "**" */
     bool has_globstar;
 };
 
@@ -189,8 +189,8 @@ static int expand(struct expander *ex, const char *p, size_t len, int depth, str
         rc = expand(ex, suffix, slen, depth + 1, &tails);
         for (size_t t = 0; t < tails.n && !rc; t++) {
             char *head = concat3(p, start + 1, body, blen, "}", 1);
-            char *s = head ? concat3(head, strlen(head), tails.v[t], strlen(tails.v[t]), "", 0)
-                           : NULL;
+            char *s =
+                head ? concat3(head, strlen(head), tails.v[t], strlen(tails.v[t]), "", 0) : NULL;
             free(head);
             if (strvec_push(out, s))
                 rc = EXP_NOMEM;

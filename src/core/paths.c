@@ -36,8 +36,7 @@ static bool has_dotdot_segment(const char *p, size_t len)
     return false;
 }
 
-ab_status paths_resolve(const char *path, size_t len, const char *workspace, char **out,
-                        char **why)
+ab_status paths_resolve(const char *path, size_t len, const char *workspace, char **out, char **why)
 {
     *out = NULL;
     *why = NULL;

@@ -79,15 +79,15 @@ static void t_pyrepr(void)
         {"t\tn\nr\r", "'t\\tn\\nr\\r'"},
         {"\x01\x1f\x7f", "'\\x01\\x1f\\x7f'"},
         {"caf\xc3\xa9", "'caf\xc3\xa9'"},
-        {"\xc2\x85", "'\\x85'"},              /* NEL: Cc */
-        {"\xc2\xa0", "'\\xa0'"},              /* NBSP: Zs, not printable */
-        {"\xe2\x80\x8b", "'\\u200b'"},        /* ZERO WIDTH SPACE: Cf */
-        {"\xe2\x80\xa8", "'\\u2028'"},        /* LINE SEPARATOR */
-        {"\xee\x80\x80", "'\\ue000'"},        /* private use */
-        {"\xf0\x9f\x98\x80", "'\xf0\x9f\x98\x80'"}, /* emoji: printable */
-        {"\xf3\xa0\x80\x81", "'\\U000e0001'"}, /* LANGUAGE TAG: Cf */
-        {"bad\xff", "'bad\\udcff'"},          /* surrogateescape */
-        {"\xe2\x82", "'\\udce2\\udc82'"},     /* truncated sequence */
+        {"\xc2\x85", "'\\x85'"},                     /* NEL: Cc */
+        {"\xc2\xa0", "'\\xa0'"},                     /* NBSP: Zs, not printable */
+        {"\xe2\x80\x8b", "'\\u200b'"},               /* ZERO WIDTH SPACE: Cf */
+        {"\xe2\x80\xa8", "'\\u2028'"},               /* LINE SEPARATOR */
+        {"\xee\x80\x80", "'\\ue000'"},               /* private use */
+        {"\xf0\x9f\x98\x80", "'\xf0\x9f\x98\x80'"},  /* emoji: printable */
+        {"\xf3\xa0\x80\x81", "'\\U000e0001'"},       /* LANGUAGE TAG: Cf */
+        {"bad\xff", "'bad\\udcff'"},                 /* surrogateescape */
+        {"\xe2\x82", "'\\udce2\\udc82'"},            /* truncated sequence */
         {"\xed\xa0\x80", "'\\udced\\udca0\\udc80'"}, /* encoded surrogate is invalid */
         {"", "''"},
     };
@@ -141,8 +141,8 @@ static void t_ten_mib_roundtrip(void)
         struct ab_err err;
         T_OK(fsops_call(&f.env, "upload", args, &r, &err));
         T_ASSERT(!r.is_error);
-        T_ASSERT(json_is_null(json_object_get(
-            json_array_get(json_object_get(r.structured, "files"), 0), "error")));
+        T_ASSERT(json_is_null(
+            json_object_get(json_array_get(json_object_get(r.structured, "files"), 0), "error")));
         fsops_result_cleanup(&r);
         json_decref(args);
 
@@ -188,7 +188,8 @@ static void t_ten_mib_text_paging(void)
     fsops_result_cleanup(&r);
     /* write + edit + grep on the big file */
     call(&f, "edit",
-         "{\"path\": \"ten.txt\", \"old_string\": \"line 0123456 \", \"new_string\": \"LINE\\u0000X \"}",
+         "{\"path\": \"ten.txt\", \"old_string\": \"line 0123456 \", \"new_string\": "
+         "\"LINE\\u0000X \"}",
          &r);
     T_EQ_STR(buf_cstr(&r.text),
              "Successfully replaced 1 instance(s) of the string in '/workspace/ten.txt'");
@@ -251,8 +252,15 @@ static void t_non_utf8_names(void)
 static void t_injection_names(void)
 {
     /* Names that would break a shell or a line-oriented protocol round-trip untouched. */
-    const char *names[] = {"$(touch pwned)", "`id`; rm -rf /", "a\nb", "-rf", "--", "x'y\"z",
-                           "\xe2\x80\xae" "txt.exe", " lead and trail "};
+    const char *names[] = {"$(touch pwned)",
+                           "`id`; rm -rf /",
+                           "a\nb",
+                           "-rf",
+                           "--",
+                           "x'y\"z",
+                           "\xe2\x80\xae"
+                           "txt.exe",
+                           " lead and trail "};
     struct fx f;
     fx_init(&f, false);
     for (size_t i = 0; i < AB_ARRAY_LEN(names); i++) {
@@ -315,7 +323,8 @@ static void t_policy_seam(void)
     T_EQ_STR(buf_cstr(&r.text), "Error: permission denied for read on /workspace/secret.txt");
     T_EQ_STR(s.last, "/workspace/secret.txt");
     fsops_result_cleanup(&r);
-    call(&f, "edit", "{\"path\": \"secret.txt\", \"old_string\": \"x\", \"new_string\": \"y\"}", &r);
+    call(&f, "edit", "{\"path\": \"secret.txt\", \"old_string\": \"x\", \"new_string\": \"y\"}",
+         &r);
     T_EQ_STR(buf_cstr(&r.text), "Error: permission denied for write on /workspace/secret.txt");
     T_EQ_INT(s.access, FSOPS_ACCESS_WRITE);
     fsops_result_cleanup(&r);
@@ -423,6 +432,9 @@ static void t_call_arguments(void)
     call(&f, "grep", "{\"pattern\": \"x\", \"max_count\": 0}", &r);
     T_EQ_STR(buf_cstr(&r.text), "Error: max_count must be greater than 0");
     fsops_result_cleanup(&r);
+    call(&f, "grep", "{\"pattern\": \"x\", \"max_count\": null, \"glob\": null}", &r);
+    T_EQ_STR(buf_cstr(&r.text), "No matches found");
+    fsops_result_cleanup(&r);
     call(&f, "ls", "{\"path\": null, \"sandbox_id\": \"ab-1\"}", &r);
     T_EQ_STR(buf_cstr(&r.text), "No files found");
     fsops_result_cleanup(&r);
@@ -441,24 +453,31 @@ static void t_execute_format(void)
 {
     struct fsops_result r;
     fsops_result_init(&r);
-    struct fsops_exec_outcome o = {.output = "hi\n", .output_len = 3, .exit_code = 0,
-                                   .exit_code_known = true};
+    struct fsops_exec_outcome o = {
+        .output = "hi\n", .output_len = 3, .exit_code = 0, .exit_code_known = true};
     T_OK(fsops_format_execute(&o, &r));
     T_EQ_STR(buf_cstr(&r.text), "hi\n\n[Command succeeded with exit code 0]");
     T_EQ_INT(json_integer_value(json_object_get(r.structured, "exit_code")), 0);
     fsops_result_cleanup(&r);
 
     fsops_result_init(&r);
-    o = (struct fsops_exec_outcome){.output = "boom", .output_len = 4, .exit_code = 2,
-                                    .exit_code_known = true, .truncated = true};
+    o = (struct fsops_exec_outcome){.output = "boom",
+                                    .output_len = 4,
+                                    .exit_code = 2,
+                                    .exit_code_known = true,
+                                    .truncated = true};
     T_OK(fsops_format_execute(&o, &r));
     T_EQ_STR(buf_cstr(&r.text), "boom\n[Command failed with exit code 2]\n[Output was "
                                 "truncated due to size limits]");
     fsops_result_cleanup(&r);
 
     fsops_result_init(&r);
-    o = (struct fsops_exec_outcome){.output = "partial", .output_len = 7, .exit_code = 124,
-                                    .exit_code_known = true, .timed_out = true, .timeout_s = 300};
+    o = (struct fsops_exec_outcome){.output = "partial",
+                                    .output_len = 7,
+                                    .exit_code = 124,
+                                    .exit_code_known = true,
+                                    .timed_out = true,
+                                    .timeout_s = 300};
     T_OK(fsops_format_execute(&o, &r));
     T_EQ_STR(buf_cstr(&r.text), "partial\nError: Command timed out after 300 seconds. For "
                                 "long-running commands, re-run using the timeout parameter.\n"
@@ -467,8 +486,12 @@ static void t_execute_format(void)
     fsops_result_cleanup(&r);
 
     fsops_result_init(&r);
-    o = (struct fsops_exec_outcome){.output = "", .output_len = 0, .exit_code = 124,
-                                    .exit_code_known = true, .timed_out = true, .timeout_s = 5,
+    o = (struct fsops_exec_outcome){.output = "",
+                                    .output_len = 0,
+                                    .exit_code = 124,
+                                    .exit_code_known = true,
+                                    .timed_out = true,
+                                    .timeout_s = 5,
                                     .custom_timeout = true};
     T_OK(fsops_format_execute(&o, &r));
     T_EQ_STR(buf_cstr(&r.text), "Error: Command timed out after 5 seconds (custom timeout). The "
@@ -494,9 +517,17 @@ static void t_execute_format(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_pyrepr),          T_CASE(t_ten_mib_roundtrip), T_CASE(t_ten_mib_text_paging),
-    T_CASE(t_nul_and_invalid_utf8_text), T_CASE(t_non_utf8_names), T_CASE(t_injection_names),
-    T_CASE(t_policy_seam),     T_CASE(t_sandbox_failure),   T_CASE(t_cancelled),
-    T_CASE(t_call_arguments),  T_CASE(t_execute_format),    {0},
+    T_CASE(t_pyrepr),
+    T_CASE(t_ten_mib_roundtrip),
+    T_CASE(t_ten_mib_text_paging),
+    T_CASE(t_nul_and_invalid_utf8_text),
+    T_CASE(t_non_utf8_names),
+    T_CASE(t_injection_names),
+    T_CASE(t_policy_seam),
+    T_CASE(t_sandbox_failure),
+    T_CASE(t_cancelled),
+    T_CASE(t_call_arguments),
+    T_CASE(t_execute_format),
+    {0},
 };
 T_MAIN(cases)

@@ -172,7 +172,6 @@ static bool json_subset(const json_t *expected, const json_t *actual, struct buf
     return actual && json_equal((json_t *)expected, (json_t *)actual);
 }
 
-
 /* Every golden also proves that its arguments are a valid call and that structuredContent
  * matches the tool's outputSchema, with the validator the MCP layer uses; the schema is the
  * copy embedded into the binary. */
@@ -198,9 +197,9 @@ static json_t *load_tool_schema(const char *tool)
     return s;
 }
 
-static const char *g_src;    /* tests/data/fsops */
-static const char *g_case;   /* current case name */
-static bool g_native;        /* provider implements walk/search */
+static const char *g_src;  /* tests/data/fsops */
+static const char *g_case; /* current case name */
+static bool g_native;      /* provider implements walk/search */
 
 static uint64_t limit_of(const json_t *limits, const char *key, uint64_t def)
 {
@@ -248,7 +247,8 @@ static void run_case(void)
     json_t *schema = load_tool_schema(tool);
     struct buf why;
     buf_init(&why, 4096);
-    bool args_valid = schema_ok(json_object_get(schema, "inputSchema"), json_object_get(c, "args"), &why);
+    bool args_valid =
+        schema_ok(json_object_get(schema, "inputSchema"), json_object_get(c, "args"), &why);
     const json_t *iv = json_object_get(c, "input_valid");
     if (args_valid != (iv ? json_is_true(iv) : true))
         T_FAIL("%s: arguments %s the inputSchema%s", g_case, args_valid ? "pass" : "fail",
@@ -298,8 +298,7 @@ static void run_case(void)
     const json_t *ec = json_object_get(c, "content");
     if (ec && !json_subset(ec, res.content, &where)) {
         char *got = res.content ? json_dumps(res.content, 0) : NULL;
-        T_FAIL("%s: content mismatch at %s: %.2000s", g_case, buf_cstr(&where),
-               got ? got : "null");
+        T_FAIL("%s: content mismatch at %s: %.2000s", g_case, buf_cstr(&where), got ? got : "null");
     }
     if (!ec && res.content && strcmp(tool, "download") != 0)
         T_FAIL("%s: unexpected content blocks", g_case);

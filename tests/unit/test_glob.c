@@ -30,7 +30,7 @@ static void t_basename_anywhere(void)
     YES(".env", ".env");
     YES(".env", "a/b/.env");
     NO("*", ".env");
-    YES("**", "a/b/c");  /* no '/': fnmatch "**" == "*" on the basename */
+    YES("**", "a/b/c"); /* no '/': fnmatch "**" == "*" on the basename */
     NO("", "a");
     YES("main.py", "deep/er/main.py");
     NO("Main.py", "main.py"); /* case-sensitive */
@@ -49,7 +49,7 @@ static void t_path_patterns(void)
     YES("/*.py", "top.py");
     NO("/*.py", "src/top.py");
     YES("a//b.py", "a/b.py");
-    NO("src/", "src");    /* trailing slash: directories only, we return files */
+    NO("src/", "src"); /* trailing slash: directories only, we return files */
     NO("src/", "src/a");
     YES("src/**/", "src/a"); /* except after ** */
     NO("a.py/**", "a.py");   /* trailing ** needs a descendant */
@@ -67,8 +67,8 @@ static void t_classes_and_wildcards(void)
 {
     T_ASSERT(glob_fnmatch("?.txt", "a.txt"));
     T_ASSERT(!glob_fnmatch("?.txt", "ab.txt"));
-    T_ASSERT(glob_fnmatch("?", "é"));       /* one code point */
-    T_ASSERT(glob_fnmatch("?", "\xff"));    /* one stray byte */
+    T_ASSERT(glob_fnmatch("?", "é"));    /* one code point */
+    T_ASSERT(glob_fnmatch("?", "\xff")); /* one stray byte */
     T_ASSERT(glob_fnmatch("[abc]", "b"));
     T_ASSERT(!glob_fnmatch("[abc]", "d"));
     T_ASSERT(glob_fnmatch("[a-c]x", "bx"));
@@ -77,7 +77,7 @@ static void t_classes_and_wildcards(void)
     T_ASSERT(glob_fnmatch("[]]", "]"));
     T_ASSERT(glob_fnmatch("[!]]", "a"));
     T_ASSERT(!glob_fnmatch("[!]]", "]"));
-    T_ASSERT(glob_fnmatch("[", "["));       /* unclosed: literal */
+    T_ASSERT(glob_fnmatch("[", "[")); /* unclosed: literal */
     T_ASSERT(glob_fnmatch("[!]", "[!]"));
     T_ASSERT(glob_fnmatch("a[", "a["));
     T_ASSERT(!glob_fnmatch("[z-a]", "m")); /* reversed range dropped: empty class */
@@ -86,7 +86,7 @@ static void t_classes_and_wildcards(void)
     T_ASSERT(glob_fnmatch("[-a]", "-"));
     T_ASSERT(glob_fnmatch("[a-cx-z]", "y"));
     T_ASSERT(!glob_fnmatch("[a-cx-z]", "m"));
-    T_ASSERT(glob_fnmatch("[\\]", "\\"));  /* backslash is literal */
+    T_ASSERT(glob_fnmatch("[\\]", "\\")); /* backslash is literal */
     T_ASSERT(glob_fnmatch("\\*", "\\x"));
     T_ASSERT(glob_fnmatch("[é-ë]", "ê"));
     T_ASSERT(glob_fnmatch("*", ""));
@@ -115,8 +115,8 @@ static void t_braces(void)
     NO("*.{yml,yaml}", "a.json");
     YES("{src,lib}/**/*.c", "lib/x/y.c");
     YES("*.{py,{md,txt}}", "r.txt");
-    YES("{a}", "{a}");        /* one element: literal */
-    YES("{a", "{a");          /* unbalanced: literal */
+    YES("{a}", "{a}"); /* one element: literal */
+    YES("{a", "{a");   /* unbalanced: literal */
     YES("x{a}{b,c}", "x{a}c");
     YES("{,x}y", "y");
     T_EQ_INT(alts("{a,b}{c,d}{e,f}"), 8);
@@ -235,8 +235,13 @@ static void t_dot_dir_hint(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_basename_anywhere), T_CASE(t_path_patterns), T_CASE(t_classes_and_wildcards),
-    T_CASE(t_braces),            T_CASE(t_errors),        T_CASE(t_adversarial),
-    T_CASE(t_dot_dir_hint),      {0},
+    T_CASE(t_basename_anywhere),
+    T_CASE(t_path_patterns),
+    T_CASE(t_classes_and_wildcards),
+    T_CASE(t_braces),
+    T_CASE(t_errors),
+    T_CASE(t_adversarial),
+    T_CASE(t_dot_dir_hint),
+    {0},
 };
 T_MAIN(cases)

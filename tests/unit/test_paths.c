@@ -40,7 +40,7 @@ static void t_relative_and_absolute(void)
         {"/workspace/dir/", "/workspace/dir"},
         {"foo..bar.txt", "/workspace/foo..bar.txt"},
         {"...", "/workspace/..."},
-        {"a\\b", "/workspace/a\\b"},  /* backslash is a file-name byte */
+        {"a\\b", "/workspace/a\\b"}, /* backslash is a file-name byte */
         {"dir with space/it's \"q\"\n.txt", "/workspace/dir with space/it's \"q\"\n.txt"},
         {"ünï/çødé", "/workspace/ünï/çødé"},
         {"x~", "/workspace/x~"},
@@ -54,8 +54,8 @@ static void t_relative_and_absolute(void)
 
 static void t_traversal_texts(void)
 {
-    const char *trav[] = {"../etc/passwd", "/workspace/../etc", "a/..", "..", "~/x", "~",
-                          "~root/.ssh", "a\\..\\b", "..\\x", "/a/b/../../.."};
+    const char *trav[] = {"../etc/passwd", "/workspace/../etc", "a/..",  "..",           "~/x", "~",
+                          "~root/.ssh",    "a\\..\\b",          "..\\x", "/a/b/../../.."};
     for (size_t i = 0; i < AB_ARRAY_LEN(trav); i++) {
         char *why = bad(trav[i], strlen(trav[i]));
         char *want = ab_asprintf("Path traversal not allowed: %s", trav[i]);
@@ -141,8 +141,12 @@ static void t_workspace_variants(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_relative_and_absolute), T_CASE(t_traversal_texts), T_CASE(t_windows_texts),
-    T_CASE(t_nul_and_length),        T_CASE(t_join_basename_suffix), T_CASE(t_workspace_variants),
+    T_CASE(t_relative_and_absolute),
+    T_CASE(t_traversal_texts),
+    T_CASE(t_windows_texts),
+    T_CASE(t_nul_and_length),
+    T_CASE(t_join_basename_suffix),
+    T_CASE(t_workspace_variants),
     {0},
 };
 T_MAIN(cases)

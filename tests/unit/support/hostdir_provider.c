@@ -402,8 +402,8 @@ static ab_status op_walk(struct sbx_provider *p, struct sbx_handle *h,
 /* Native search: the same contract as core's fallback (literal, per line, CR stripped,
  * binary = NUL in the first 8 KiB), written independently so the two can be compared. */
 static ab_status op_search(struct sbx_provider *p, struct sbx_handle *h,
-                           const struct sbx_search_req *req, struct sbx_match **matches,
-                           size_t *n, bool *truncated, struct ab_err *err)
+                           const struct sbx_search_req *req, struct sbx_match **matches, size_t *n,
+                           bool *truncated, struct ab_err *err)
 {
     struct sbx_match *v = NULL;
     size_t cnt = 0, cap = 0;
@@ -521,10 +521,10 @@ static void op_free(struct sbx_provider *p)
     hostdir_provider_free(p);
 }
 
-#define HD_OPS_COMMON                                                                          \
-    .kind = "hostdir", .create = op_create, .attach = op_attach, .destroy = op_destroy,        \
-    .release = op_release, .list = op_list, .status = op_status, .update_info = op_update_info, \
-    .exec = op_exec, .read_file = op_read_file, .write_file = op_write_file,                   \
+#define HD_OPS_COMMON                                                                              \
+    .kind = "hostdir", .create = op_create, .attach = op_attach, .destroy = op_destroy,            \
+    .release = op_release, .list = op_list, .status = op_status, .update_info = op_update_info,    \
+    .exec = op_exec, .read_file = op_read_file, .write_file = op_write_file,                       \
     .list_dir = op_list_dir, .stat = op_stat, .free = op_free
 
 static const struct sbx_provider_ops ops_plain = {HD_OPS_COMMON};
@@ -534,8 +534,7 @@ static const struct sbx_provider_ops ops_both = {HD_OPS_COMMON, .walk = op_walk,
                                                  .search = op_search};
 
 ab_status hostdir_provider_new(const char *root, bool with_walk, bool with_search,
-                               struct sbx_provider **p, struct sbx_handle **h,
-                               struct ab_err *err)
+                               struct sbx_provider **p, struct sbx_handle **h, struct ab_err *err)
 {
     struct hd_provider *hp = calloc(1, sizeof(*hp));
     struct sbx_handle *hh = calloc(1, sizeof(*hh));

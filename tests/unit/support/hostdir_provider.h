@@ -21,8 +21,7 @@
 
 /* Create a provider and its single handle over root (an existing host directory). */
 ab_status hostdir_provider_new(const char *root, bool with_walk, bool with_search,
-                               struct sbx_provider **p, struct sbx_handle **h,
-                               struct ab_err *err);
+                               struct sbx_provider **p, struct sbx_handle **h, struct ab_err *err);
 /* Frees the handle too. */
 void hostdir_provider_free(struct sbx_provider *p);
 
