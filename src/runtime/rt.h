@@ -50,6 +50,7 @@ struct rt_proc {
     bool reaped;
     int wstatus;
     int64_t start_ms;
+    int reap_polls;  /* polls since output closed (backoff 1, 2, 4, 8, 10 ms) */
 };
 
 /* Start the process in a new session. AB_NOTFOUND (errno ENOENT) etc. when it cannot run;

@@ -410,8 +410,14 @@ ab_status rt_proc_pump(struct rt_proc *p, struct buf *out, struct buf *errb, int
             wait = (int)AB_MIN(deadline_ms - now, 1000 * 1000);
         if (max_wait_ms > 0 && (wait < 0 || wait > max_wait_ms))
             wait = (int)max_wait_ms;
-        if (p->out_fd < 0 && p->err_fd < 0 && (wait < 0 || wait > 10))
-            wait = 10; /* reaping a child whose output is closed: poll its status */
+        if (p->out_fd < 0 && p->err_fd < 0) {
+            /* Output closed: the child is exiting; poll its status with a short backoff so
+             * a quick command is not charged a fixed 10 ms. */
+            int step = p->reap_polls < 4 ? 1 << p->reap_polls : 10;
+            p->reap_polls++;
+            if (wait < 0 || wait > step)
+                wait = step;
+        }
         struct pollfd fds[4];
         int nf = 0, i_out = -1, i_err = -1, i_in = -1, i_cancel = -1;
         if (p->out_fd >= 0) {
