@@ -228,7 +228,9 @@ export class Controller {
     if (!pod) {
       setCondition(st, { type: 'Ready', status: 'False', reason: 'DependenciesNotReady', message: 'Pod does not exist yet', observedGeneration: gen });
       this.writeStatus(GA, 'sandboxes', sb, st);
-      this.startPod(name).then(() => this.enqueue('sandbox', name), (e) => console.error(`pod ${name}: ${e.message}`));
+      const start = this.startPod(name).then(() => this.enqueue('sandbox', name), (e) => console.error(`pod ${name}: ${e.message}`));
+      this.starting = (this.starting || new Set()).add(start);
+      start.finally(() => this.starting.delete(start));
       return;
     }
     if (pod.starting) return;
@@ -462,6 +464,7 @@ export class Controller {
 
   async stop() {
     this.stopped = true;
+    await Promise.allSettled([...(this.starting || [])]); /* pods still starting stop themselves */
     for (const t of this.timers.values()) clearTimeout(t);
     await Promise.all([...this.pods.keys()].map((n) => this.stopPod(n)));
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -6,6 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+// Every runtime this process started: killed synchronously if we exit without stopping them
+// (a test runner that calls process.exit, an uncaught error), so none outlives its test.
+const live = new Set();
+process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+
 export function runtimeBin() {
   const b = process.env.RUNTIME_BIN;
   if (!b) throw new Error('RUNTIME_BIN must name the agentbox-runtime binary');
@@ -23,7 +28,8 @@ export async function startRuntime(opts) {
   const proc = spawn(opts.bin || runtimeBin(), args, { stdio: ['ignore', 'ignore', opts.quiet === false ? 'inherit' : 'pipe'] });
   let stderr = '';
   if (proc.stderr) proc.stderr.on('data', (d) => { if (stderr.length < 65536) stderr += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
+  live.add(proc);
+  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => { live.delete(proc); resolve({ code, sig }); }));
   let alive = true;
   exited.then(() => { alive = false; });
   const deadline = Date.now() + 10000;
