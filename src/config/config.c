@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -827,6 +828,29 @@ ab_status cfg_validate(const struct config *cfg, struct ab_err *err)
                 return ab_err_set(err, AB_INVAL,
                                   "%s: key 'auth.tokens': the same token is listed twice", where);
     return AB_OK;
+}
+
+/* ---- derived values ---- */
+
+char *cfg_state_dir(const struct config *cfg)
+{
+    if (cfg && cfg->state_dir && *cfg->state_dir)
+        return ab_strdup(cfg->state_dir);
+    if (geteuid() == 0)
+        return ab_strdup("/var/lib/agentbox");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    if (xdg && xdg[0] == '/') /* the XDG spec ignores relative values */
+        return ab_asprintf("%s/agentbox", xdg);
+    const char *home = getenv("HOME");
+    if (!home || home[0] != '/') {
+        struct passwd pw, *res = NULL;
+        char tmp[4096];
+        if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &res) != 0 || !res || !res->pw_dir ||
+            res->pw_dir[0] != '/')
+            return NULL;
+        return ab_asprintf("%s/.local/state/agentbox", res->pw_dir);
+    }
+    return ab_asprintf("%s/.local/state/agentbox", home);
 }
 
 /* ---- dump ---- */

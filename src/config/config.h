@@ -202,6 +202,11 @@ void cfg_dump(const struct config *cfg, int fd);
 /* Print the documented default configuration as YAML (what config/agentbox.yaml holds). */
 void cfg_write_defaults_yaml(int fd);
 
+/* The state directory to use: cfg->state_dir when set, else /var/lib/agentbox as root, else
+ * $XDG_STATE_HOME/agentbox, else ~/.local/state/agentbox. Returns new (NULL only when out of
+ * memory or when no home directory can be found for a non-root user). */
+char *cfg_state_dir(const struct config *cfg);
+
 /* Iterate the key table (for docs/tests): returns the dotted path of key i, or NULL past the
  * end; *def and *doc receive the default and the description. */
 const char *cfg_key_at(size_t i, const char **def, const char **doc);

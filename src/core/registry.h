@@ -45,6 +45,8 @@ struct sbx_registry_opts {
     int64_t create_timeout_s;
     int64_t pool_size;             /* warm sandboxes to keep; 0 = no pool */
     int64_t max_per_principal;     /* live sandboxes per principal; 0 = unlimited */
+    int64_t (*wall_ms)(void);      /* clock for TTLs (epoch ms); NULL = ab_wall_ms (tests
+                                    * pass their own to age sandboxes without sleeping) */
 };
 
 /* Options for a creation (sandbox_create, or the first use of a thread key). */
@@ -104,6 +106,10 @@ int sbx_registry_reap(struct sbx_registry *reg);
 /* Pool status: the provider's own (pool_status op) or the registry's warm pool. */
 void sbx_registry_pool_status(struct sbx_registry *reg, struct sbx_pool_status *st);
 
+/* Wait until the registry's warm pool is full or deadline_ms (ab_mono_ms) passes; true when
+ * full (or when there is no registry-managed pool). For tests and benchmarks. */
+bool sbx_registry_pool_wait_full(struct sbx_registry *reg, int64_t deadline_ms);
+
 /* Counters for metrics. */
 struct sbx_registry_stats {
     uint64_t live;          /* sandboxes known right now */
@@ -113,6 +119,37 @@ struct sbx_registry_stats {
     uint64_t deleted;       /* removed by sandbox_delete */
 };
 void sbx_registry_stats(struct sbx_registry *reg, struct sbx_registry_stats *st);
+
+/* ---- thread-key resolution (design.md, "Thread-scoped get-or-create") ---- */
+
+enum sbx_key_source {
+    SBX_KEY_NONE = 0,
+    SBX_KEY_SANDBOX_ID, /* the tool's sandbox_id argument: a sandbox name */
+    SBX_KEY_META,       /* params._meta["agentbox/thread_id"] */
+    SBX_KEY_HEADER,     /* HTTP header Agentbox-Thread-Id */
+    SBX_KEY_SESSION,    /* the MCP session (Mcp-Session-Id; for stdio, the process) */
+};
+
+/* What a tool call carries; each field may be NULL. Borrowed. */
+struct sbx_key_inputs {
+    const char *sandbox_id;
+    const char *meta_thread_id;
+    const char *header_thread_id;
+    const char *session_id;
+};
+
+/* The first non-empty input in the order above; *value (borrowed) gets it. SBX_KEY_NONE
+ * when all are empty. */
+enum sbx_key_source sbx_resolve_key(const struct sbx_key_inputs *in, const char **value);
+/* "sandbox_id", "meta", "header", "session", "none". */
+const char *sbx_key_source_name(enum sbx_key_source src);
+
+/* Resolve and acquire in one step: a sandbox_id is looked up by name (never created), any
+ * other key is get-or-created. *src (may be NULL) tells which input decided. */
+ab_status sbx_registry_acquire_for_call(struct sbx_registry *reg, const char *principal,
+                                        const struct sbx_key_inputs *in,
+                                        const struct sbx_create_opts *opts, struct sbx_ref **out,
+                                        enum sbx_key_source *src, struct ab_err *err);
 
 /* ---- references ---- */
 
