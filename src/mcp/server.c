@@ -116,6 +116,7 @@ struct mcp_session {
     char version[16];
     bool initialized;
     bool closed;
+    bool client_gone;
     json_t *client_caps;
     enum mcp_log_level log_level;
     struct mcp_stream *standalone;
@@ -362,6 +363,16 @@ void mcp_session_unref(struct mcp_session *s)
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
+}
+
+void mcp_session_client_gone(struct mcp_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->client_gone = true;
+    for (struct pending *p = s->pending; p; p = p->next)
+        p->done = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 const char *mcp_session_id(const struct mcp_session *s)
@@ -1151,12 +1162,12 @@ ab_status mcp_call_request(struct mcp_call *call, const char *method, json_t *pa
     json_t *msg = jrpc_request(p->id, method, params_new);
 
     pthread_mutex_lock(&s->lock);
-    if (s->closed) {
+    if (s->closed || s->client_gone) {
         pthread_mutex_unlock(&s->lock);
         json_decref(msg);
         json_decref(p->id);
         free(p);
-        return ab_err_set(err, AB_CANCELLED, "the session is closed");
+        return ab_err_set(err, AB_CANCELLED, "the client has disconnected");
     }
     p->next = s->pending;
     s->pending = p;

@@ -155,6 +155,10 @@ void mcp_session_unref(struct mcp_session *s); /* NULL is a no-op */
  * pending server->client requests, drop the standalone stream. Idempotent. */
 void mcp_session_close(struct mcp_session *s);
 
+/* The client can no longer answer (stdio: stdin reached EOF): fail every pending and future
+ * server->client request at once instead of waiting for answers that cannot come. */
+void mcp_session_client_gone(struct mcp_session *s);
+
 const char *mcp_session_id(const struct mcp_session *s);
 const char *mcp_session_principal(const struct mcp_session *s);
 /* The negotiated version, or NULL before initialize succeeded. Borrowed; stable. */

@@ -222,6 +222,8 @@ ab_status stdio_serve(struct mcp_server *srv, const struct stdio_opts *opts, str
         }
     }
     buf_cleanup(&line);
+    /* Nobody can answer server->client requests any more. */
+    mcp_session_client_gone(sess);
     /* Let in-flight calls finish (bounded), then cancel what is left and wait for it. */
     if (mcp_session_inflight(sess) > 0)
         mcp_server_drain(srv, opts->drain_ms);
