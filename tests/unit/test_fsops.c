@@ -289,6 +289,39 @@ static void t_injection_names(void)
     fx_cleanup(&f);
 }
 
+/* The test provider is itself contained: symlinks that point "outside" resolve inside the
+ * sandbox root, for writes as well as reads, so the goldens cannot touch the host. */
+static void t_symlink_containment(void)
+{
+    struct fx f;
+    fx_init(&f, true);
+    /* "/../../<name>" names the host's / if resolution ever escaped the root */
+    char *name = ab_asprintf("agentbox-containment-%d.txt", (int)getpid());
+    char *host_path = ab_asprintf("/%s", name);
+    char *link = ab_asprintf("%s/workspace/out", f.root);
+    char *target = ab_asprintf("/../../../../%s", name);
+    T_OK(symlink(target, link));
+    struct fsops_result r;
+    call(&f, "write", "{\"path\": \"out\", \"content\": \"x\"}", &r);
+    bool escaped = access(host_path, F_OK) == 0;
+    if (escaped)
+        unlink(host_path);
+    T_ASSERT(!escaped);
+    T_ASSERT(!r.is_error);
+    fsops_result_cleanup(&r);
+    char *inside = ab_asprintf("%s/%s", f.root, name);
+    T_ASSERT(access(inside, F_OK) == 0); /* the write landed inside the root */
+    call(&f, "read", "{\"path\": \"out\"}", &r);
+    T_EQ_STR(buf_cstr(&r.text), "1  x");
+    fsops_result_cleanup(&r);
+    free(inside);
+    free(target);
+    free(link);
+    free(host_path);
+    free(name);
+    fx_cleanup(&f);
+}
+
 /* ---- the policy seam ---- */
 
 struct seen {
@@ -523,6 +556,7 @@ static const struct t_case cases[] = {
     T_CASE(t_nul_and_invalid_utf8_text),
     T_CASE(t_non_utf8_names),
     T_CASE(t_injection_names),
+    T_CASE(t_symlink_containment),
     T_CASE(t_policy_seam),
     T_CASE(t_sandbox_failure),
     T_CASE(t_cancelled),
