@@ -339,6 +339,11 @@ static int setup_dev(struct setup_err *se, const struct lcl_setup *s)
     for (size_t i = 0; i < AB_ARRAY_LEN(links); i++)
         if (symlink(links[i][0], links[i][1]) < 0)
             return fail(se, errno, "symlink %s", links[i][1] + strlen(NEW));
+    /* Read-only from now on (in a user namespace its root is the sandbox user, who would
+     * otherwise own it); the nodes, devpts and /dev/shm are mounts of their own. */
+    if (mount(NULL, NEW "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+              NULL) < 0)
+        return fail(se, errno, "make /dev read-only");
     return 0;
 }
 

@@ -189,6 +189,18 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Deregister, then close. close() alone is not enough: epoll tracks the open file
+ * description, and a command forked a moment ago may still hold a copy of the descriptor
+ * until its execve closes it (O_CLOEXEC); events would keep arriving for a watch we freed
+ * (epoll(7), "Will closing a file descriptor cause it to be removed from all epoll
+ * interest lists?"). */
+static void ep_close(int *fd)
+{
+    if (*fd >= 0)
+        epoll_ctl(H.ep, EPOLL_CTL_DEL, *fd, NULL);
+    close_fd(fd);
+}
+
 /* ------------------------------------------------------------------------------------------
  * output queues
  * ---------------------------------------------------------------------------------------- */
@@ -377,8 +389,8 @@ nomem:
 
 static void exec_free(struct exec *x)
 {
-    close_fd(&x->out_fd);
-    close_fd(&x->in_fd);
+    ep_close(&x->out_fd);
+    ep_close(&x->in_fd);
     free(x->in_buf);
     strv_free(x->argv);
     strv_free(x->envp);
@@ -539,7 +551,7 @@ static void exec_read(struct exec *x, bool final)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            close_fd(&x->out_fd);
+            ep_close(&x->out_fd);
             return;
         }
         drained += (size_t)n;
@@ -547,7 +559,9 @@ static void exec_read(struct exec *x, bool final)
         if (x->ch)
             exec_forward(x, H.iobuf, (size_t)n);
         if (!final && x->ch && x->ch->qbytes >= Q_HIGH && !x->out_paused) {
-            ep_mod(x->out_fd, 0, &x->wout);
+            /* Deregister rather than ask for no events: EPOLLHUP would still be reported
+             * (epoll_ctl(2)) and spin the loop. */
+            epoll_ctl(H.ep, EPOLL_CTL_DEL, x->out_fd, NULL);
             x->out_paused = true;
         }
     }
@@ -565,7 +579,7 @@ static void exec_write_stdin(struct exec *x)
             break; /* EPIPE: the command does not want the rest */
         x->in_off += (size_t)w;
     }
-    close_fd(&x->in_fd);
+    ep_close(&x->in_fd);
     free(x->in_buf);
     x->in_buf = NULL;
 }
@@ -575,7 +589,7 @@ static void exec_reaped(struct exec *x, int status)
     x->pid = 0;
     if (x->out_fd >= 0)
         exec_read(x, true);
-    close_fd(&x->in_fd);
+    ep_close(&x->in_fd);
     struct chan *c = x->ch;
     if (c) {
         int code, sig = 0;
@@ -609,7 +623,10 @@ static void exec_reaped(struct exec *x, int status)
             d->next = H.drains;
             H.drains = d;
             H.ndrains++;
-            ep_mod(d->fd, EPOLLIN, &d->w);
+            if (x->out_paused)
+                ep_add(d->fd, EPOLLIN, &d->w);
+            else
+                ep_mod(d->fd, EPOLLIN, &d->w);
             x->out_fd = -1;
         }
     }
@@ -626,7 +643,7 @@ static void drain_read(struct drain *d)
             return;
         if (n > 0)
             continue;
-        close_fd(&d->fd);
+        ep_close(&d->fd);
         return;
     }
 }
@@ -1429,7 +1446,7 @@ static void chan_new(int fd)
 
 static void chan_free(struct chan *c)
 {
-    close(c->fd);
+    ep_close(&c->fd);
     while (c->qh) {
         struct oframe *o = c->qh;
         c->qh = o->next;
@@ -1603,7 +1620,7 @@ static void pump(struct chan *c)
         struct exec *x = c->ex;
         if (x && x->out_paused && x->out_fd >= 0 && c->qbytes < Q_LOW) {
             x->out_paused = false;
-            ep_mod(x->out_fd, EPOLLIN, &x->wout);
+            ep_add(x->out_fd, EPOLLIN, &x->wout);
         }
     }
 }
