@@ -4,6 +4,7 @@
  *   agentbox serve [--stdio | --http [ADDR:PORT]] [--config FILE] [--log-level L]
  *                  [--log-format human|json] [--set KEY=VALUE]... [--conformance-fixtures]
  *   agentbox config [--defaults] [--config FILE]
+ *   agentbox doctor [--config FILE] [--set KEY=VALUE]...
  *   agentbox --version | --help
  *
  * Order of configuration (later wins): built-in defaults, the YAML file (--config or
@@ -30,6 +31,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "core/audit.h"
+#include "core/doctor.h"
 #include "core/metrics.h"
 #include "core/policy.h"
 #include "core/registry.h"
@@ -46,12 +48,14 @@ static const char usage_text[] =
     "  agentbox serve [options]      serve MCP (stdio by default)\n"
     "  agentbox config [--defaults]  print the effective configuration (or the documented\n"
     "                                defaults, as YAML)\n"
+    "  agentbox doctor               check this host (and the cluster) for what the\n"
+    "                                sandbox providers need; print each problem's fix\n"
     "  agentbox health [URL]         exit 0 when GET URL (default\n"
     "                                http://127.0.0.1:8080/healthz) answers 200\n"
     "  agentbox --version            print the version\n"
     "  agentbox --help               print this help\n"
     "\n"
-    "Options for serve and config:\n"
+    "Options for serve, config and doctor:\n"
     "  --stdio                       serve one client on stdin/stdout (the default)\n"
     "  --http [ADDR:PORT]            serve Streamable HTTP (default http.listen,\n"
     "                                127.0.0.1:8080); non-loopback needs auth tokens\n"
@@ -248,6 +252,27 @@ static int cmd_health(const char *url)
     if (fd >= 0)
         close(fd);
     freeaddrinfo(ai);
+    return rc;
+}
+
+/* `agentbox doctor`: the local checks first, while this process has one thread (they fork
+ * probes); then the cluster's. Exit 1 when the configured provider cannot work. */
+static int cmd_doctor(const struct config *cfg)
+{
+    bool local = strcmp(cfg->sandbox.provider, "local") == 0;
+    printf("agentbox %s doctor: sandbox.provider is %s (configuration: %s)\n\n",
+           AGENTBOX_VERSION, cfg->sandbox.provider,
+           cfg->source ? cfg->source : "built-in defaults and environment");
+    fflush(stdout);
+    struct doctor_report r;
+    doctor_report_init(&r);
+    doctor_section(&r, "Local sandboxes (sandbox.provider: local)", local);
+    sbx_local_doctor(cfg, &r);
+    doctor_section(&r, "Kubernetes sandboxes (sandbox.provider: agent-sandbox)", !local);
+    sbx_k8s_doctor(cfg, &r);
+    doctor_print(&r, stdout);
+    int rc = doctor_count(&r, DOCTOR_FAIL) ? 1 : 0;
+    doctor_report_cleanup(&r);
     return rc;
 }
 
@@ -484,7 +509,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     if (!cli.command)
-        return usage_error("%s", "missing command (serve, config)");
+        return usage_error("%s", "missing command (serve, config, doctor)");
 
     if (strcmp(cli.command, "config") == 0 && cli.defaults) {
         cfg_write_defaults_yaml(1);
@@ -503,6 +528,11 @@ int main(int argc, char **argv)
         rc = 0;
     } else if (strcmp(cli.command, "serve") == 0) {
         rc = cmd_serve(&cli, &cfg);
+    } else if (strcmp(cli.command, "doctor") == 0) {
+        /* The report is the output; the provider's own info lines would only interleave. */
+        if (!cli.log_level && ab_log_threshold < AB_LOG_WARN)
+            ab_log_configure(AB_LOG_WARN, ab_log_format_parse(cfg.log.format), 2);
+        rc = cmd_doctor(&cfg);
     } else {
         rc = usage_error("unknown command '%s'", cli.command);
     }

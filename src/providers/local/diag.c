@@ -106,17 +106,17 @@ static const char *ns_name(uint32_t flag)
     }
 }
 
-ab_status lcl__diagnose(struct ab_err *err, const char *step, int errnum, bool userns,
-                        const uint32_t *flags, const int *errnos, size_t nprobe)
+void lcl__explain(struct lcl_diagnosis *d, const char *step, int errnum, bool userns,
+                  const uint32_t *flags, const int *errnos, size_t nprobe)
 {
-    char what[256];
-    snprintf(what, sizeof(what), "%s", step);
+    char *what = d->what;
+    snprintf(what, sizeof(d->what), "%s", step);
     uint32_t failed_flag = 0;
     for (size_t i = 0; i < nprobe; i++)
         if (errnos[i]) {
             failed_flag = flags[i];
             errnum = errnos[i];
-            snprintf(what, sizeof(what), "creating a %s namespace", ns_name(flags[i]));
+            snprintf(what, sizeof(d->what), "creating a %s namespace", ns_name(flags[i]));
             break;
         }
     bool ns_failure = failed_flag || strcmp(step, "clone") == 0;
@@ -190,9 +190,19 @@ ab_status lcl__diagnose(struct ab_err *err, const char *step, int errnum, bool u
                  "for this user");
         remedy = remedy_buf;
     }
+    d->errnum = errnum;
+    snprintf(d->cause, sizeof(d->cause), "%s", cause);
+    snprintf(d->remedy, sizeof(d->remedy), "%s", remedy);
+}
+
+ab_status lcl__diagnose(struct ab_err *err, const char *step, int errnum, bool userns,
+                        const uint32_t *flags, const int *errnos, size_t nprobe)
+{
+    struct lcl_diagnosis d;
+    lcl__explain(&d, step, errnum, userns, flags, errnos, nprobe);
     return ab_err_set(err, AB_UNSUPPORTED,
                       "local sandboxes are unavailable: %s failed: %s. Cause: %s. Remedy: %s. "
                       "(agentbox never runs commands unsandboxed; sandbox.provider: "
                       "agent-sandbox runs them on Kubernetes instead)",
-                      what, strerror(errnum), cause, remedy);
+                      d.what, strerror(d.errnum), d.cause, d.remedy);
 }

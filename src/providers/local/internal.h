@@ -279,4 +279,16 @@ ab_status lcl__mkdirs(const char *path, mode_t mode, struct ab_err *err);
 ab_status lcl__diagnose(struct ab_err *err, const char *step, int errnum, bool userns,
                         const uint32_t *flags, const int *errnos, size_t nprobe);
 
+/* The same diagnosis as parts, for `agentbox doctor` (doctor.c): what failed ("creating a
+ * PID namespace"), the errno it failed with, the cause and the remedy. */
+struct lcl_diagnosis {
+    char what[256];
+    int errnum;
+    char cause[512];
+    char remedy[512];
+};
+
+void lcl__explain(struct lcl_diagnosis *d, const char *step, int errnum, bool userns,
+                  const uint32_t *flags, const int *errnos, size_t nprobe);
+
 #endif
