@@ -176,24 +176,36 @@ ab_status sbx_pool_take(struct sbx_pool *pool, const struct sbx_info *info,
         struct sbx_handle *h = pool->ready[0];
         memmove(pool->ready, pool->ready + 1, (pool->nready - 1) * sizeof(*pool->ready));
         pool->nready--;
-        pthread_cond_signal(&pool->cond);
         pthread_mutex_unlock(&pool->lock);
         struct ab_err sub;
         ab_err_clear(&sub);
         ab_status rc = pool->p->ops->bind(pool->p, h, info, &sub);
-        if (!rc) {
-            pthread_mutex_lock(&pool->lock);
+        /* Wake the refill only now: a create running alongside the bind would compete for
+         * the CPU (and the filesystem) on the acquisition's critical path. */
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_signal(&pool->cond);
+        if (!rc)
             pool->acquired_warm++;
-            pthread_mutex_unlock(&pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+        if (!rc) {
             *out = h;
             return AB_OK;
         }
-        pool->p->ops->destroy(pool->p, h, NULL);
         if (rc == AB_EXISTS || rc == AB_INVAL || rc == AB_NOMEM) {
+            /* The sandbox is fine; the name was the problem: keep it for the next one. */
+            pthread_mutex_lock(&pool->lock);
+            if ((int64_t)pool->nready < pool->target) {
+                pool->ready[pool->nready++] = h;
+                h = NULL;
+            }
+            pthread_mutex_unlock(&pool->lock);
+            if (h)
+                pool->p->ops->destroy(pool->p, h, NULL);
             if (err)
                 *err = sub;
             return rc;
         }
+        pool->p->ops->destroy(pool->p, h, NULL);
         AB_LOG_WARN("pool.bind_failed", "error=\"%s\"", sub.msg);
     }
 }

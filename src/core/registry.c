@@ -414,6 +414,26 @@ static ab_status acquire(struct sbx_registry *reg, const char *principal, const 
             rc = create_sandbox(reg, &info, &h, err);
             int64_t took = ab_mono_us() - t0;
             pthread_mutex_lock(&reg->lock);
+            if (rc == AB_EXISTS && mode == GET_OR_CREATE) {
+                /* It exists outside this registry's knowledge: made meanwhile by another
+                 * server sharing the provider (a replica, a second local server on the
+                 * same state directory). Use it. */
+                sbx_info_cleanup(&info);
+                entry_set_state(reg, e, E_ATTACHING);
+                rc = attach_entry(reg, e, err);
+                if (rc == AB_NOTFOUND)
+                    continue; /* and gone again: start over */
+                if (rc) {
+                    if (!e->removed && !e->info.name)
+                        table_remove(reg, e);
+                    break;
+                }
+                free(e->principal);
+                e->principal = ab_strdup(e->info.principal ? e->info.principal : "");
+                if (!e->principal)
+                    e->principal = ab_strdup("?");
+                continue; /* checks the principal, then takes a reference */
+            }
             if (rc) {
                 reg->stats.create_failed++;
                 sbx_info_cleanup(&info);

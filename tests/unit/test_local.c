@@ -1184,15 +1184,17 @@ static void t_sigkill_server(void)
         T_OK(stat(path, &st));
     }
     sbx_list_page_cleanup(&page);
-    /* and nothing half-done is left behind */
+    /* and nothing half-done is left behind: only the new server's own directory remains */
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "ls -A %s/staging %s/pool %s/trash | grep -v : | grep -c . ; true",
-             f.dir, f.dir, f.dir);
+    snprintf(cmd, sizeof(cmd), "ls -A %s/servers | wc -l; find %s/servers -mindepth 3 | wc -l",
+             f.dir, f.dir);
     FILE *pp = popen(cmd, "r");
-    char line[32] = "";
-    fgets(line, sizeof(line), pp);
+    char line[32] = "", line2[32] = "";
+    T_ASSERT(fgets(line, sizeof(line), pp) != NULL);
+    T_ASSERT(fgets(line2, sizeof(line2), pp) != NULL);
     pclose(pp);
-    T_EQ_INT(atoi(line), 0);
+    T_EQ_INT(atoi(line), 1);
+    T_EQ_INT(atoi(line2), 0);
     fx_done(&f);
 }
 
@@ -1310,16 +1312,49 @@ static void t_namespaces_denied(void)
     cfg_cleanup(&f.cfg);
 }
 
-/* A second server on the same state directory is refused. */
-static void t_state_dir_lock(void)
+/* Two servers may share a state directory (two stdio sessions on one machine): each sees
+ * the other's sandboxes, and a sandbox runs under one server at a time. */
+static void t_shared_state_dir(void)
 {
-    struct fx f, g;
+    struct fx f;
     fx_init(&f);
-    memset(&g, 0, sizeof(g));
+    struct sbx_provider *b = NULL;
     struct ab_err err;
     ab_err_clear(&err);
-    T_EQ_INT(sbx_local_new(&f.cfg, &g.p, &err), AB_BUSY);
-    T_ASSERT(strstr(err.msg, f.dir) != NULL);
+    if (sbx_local_new(&f.cfg, &b, &err))
+        T_FAIL("second server: %s", err.msg);
+    struct sbx_handle *ha = mk(&f, "ab-shared");
+    free(sh(&f, ha, "echo from-a > /workspace/f"));
+    struct sbx_list_page page;
+    T_OK(b->ops->list(b, NULL, NULL, NULL, 0, &page, &err));
+    T_EQ_INT(page.n, 1);
+    T_EQ_STR(page.items[0].name, "ab-shared");
+    sbx_list_page_cleanup(&page);
+    struct sbx_handle *hb;
+    struct sbx_info info;
+    T_EQ_INT(b->ops->attach(b, "ab-shared", &hb, &info, &err), AB_BUSY);
+    /* the same name cannot be created twice either */
+    struct sbx_info ni;
+    sbx_info_init(&ni);
+    ni.name = ab_strdup("ab-shared");
+    ni.principal = ab_strdup("");
+    ni.labels = json_object();
+    struct sbx_create_req req = {.info = &ni};
+    T_EQ_INT(b->ops->create(b, &req, &hb, &err), AB_EXISTS);
+    sbx_info_cleanup(&ni);
+    f.p->ops->release(f.p, ha);
+    T_OK(b->ops->attach(b, "ab-shared", &hb, &info, &err));
+    sbx_info_cleanup(&info);
+    struct buf out;
+    buf_init(&out, 1024);
+    T_OK(b->ops->read_file(b, hb, "/workspace/f", 1024, &out, &err));
+    T_EQ_STR(buf_cstr(&out), "from-a\n");
+    buf_cleanup(&out);
+    T_OK(b->ops->destroy(b, hb, &err));
+    T_OK(f.p->ops->list(f.p, NULL, NULL, NULL, 0, &page, &err));
+    T_EQ_INT(page.n, 0);
+    sbx_list_page_cleanup(&page);
+    b->ops->free(b);
     fx_done(&f);
 }
 
@@ -1417,7 +1452,7 @@ static const struct t_case cases[] = {
     T_CASE(t_list),
     T_CASE(t_bind),
     T_CASE(t_namespaces_denied),
-    T_CASE(t_state_dir_lock),
+    T_CASE(t_shared_state_dir),
     T_CASE(t_bad_config),
     T_CASE(t_ro_binds_and_host_network),
     {0},

@@ -788,6 +788,31 @@ static void t_key_resolution(void)
     fake_free(&f->base);
 }
 
+/* Another server sharing the provider made the thread's sandbox after we started: the
+ * create reports EXISTS and the registry attaches it instead. */
+static void t_created_elsewhere(void)
+{
+    struct fake *f = fake_new();
+    struct sbx_registry *reg = reg_new(f, 0);
+    struct sbx_info info;
+    sbx_info_init(&info);
+    info.name = sbx_name_for("p", "k");
+    info.principal = ab_strdup("p");
+    info.thread_key = ab_strdup("k");
+    info.labels = json_pack("{s:s}", "made", "elsewhere");
+    pthread_mutex_lock(&f->lock);
+    store(f, &info);
+    pthread_mutex_unlock(&f->lock);
+    struct sbx_ref *r = acq(reg, "p", "k");
+    T_ASSERT(!sbx_ref_created(r));
+    T_EQ_STR(json_string_value(json_object_get(sbx_ref_info(r)->labels, "made")), "elsewhere");
+    T_EQ_INT(f->attaches, 1);
+    sbx_ref_release(r);
+    sbx_info_cleanup(&info);
+    sbx_registry_free(reg);
+    fake_free(&f->base);
+}
+
 static void t_max_per_principal(void)
 {
     struct fake *f = fake_new();
@@ -819,6 +844,7 @@ static const struct t_case cases[] = {
     T_CASE(t_rediscovery),
     T_CASE(t_warm_pool),
     T_CASE(t_key_resolution),
+    T_CASE(t_created_elsewhere),
     T_CASE(t_max_per_principal),
     {0},
 };

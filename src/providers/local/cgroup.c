@@ -460,22 +460,34 @@ json_t *lcl__cg_status(const struct lcl_cg_env *env, const struct lcl_cgroup *cg
     return o;
 }
 
-void lcl__cg_sweep(const struct lcl_cg_env *env)
+static void remove_cgroup_tree(const char *dir)
 {
-    for (int c = 0; c < LCL_CG_NCTRL; c++) {
-        if (!env->base[c])
-            continue;
-        DIR *d = opendir(env->base[c]);
-        if (!d)
-            continue;
+    DIR *d = opendir(dir);
+    if (d) {
         struct dirent *de;
         while ((de = readdir(d)) != NULL) {
             if (de->d_type != DT_DIR || de->d_name[0] == '.')
                 continue;
             char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", env->base[c], de->d_name);
-            rmdir(path);
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            rmdir(path); /* fails, harmlessly, while tasks are still inside */
         }
         closedir(d);
+    }
+    rmdir(dir);
+}
+
+void lcl__cg_sweep_tag(const struct lcl_cg_env *env, const char *tag)
+{
+    for (int c = 0; c < LCL_CG_NCTRL; c++) {
+        if (!env->base[c])
+            continue;
+        const char *slash = strrchr(env->base[c], '/');
+        if (!slash)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%.*s/agentbox-%s", (int)(slash - env->base[c]),
+                 env->base[c], tag);
+        remove_cgroup_tree(path);
     }
 }

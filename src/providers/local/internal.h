@@ -240,7 +240,8 @@ struct lcl_cgroup {
     char *dir[LCL_CG_NCTRL]; /* v1: per controller; v2: dir[0] */
 };
 
-/* Find usable controllers and prepare <own cgroup>/agentbox-<tag>. Never fails hard: when
+/* Find usable controllers and prepare <own cgroup>/agentbox-<tag> (tag: the server
+ * instance, so servers never share a cgroup directory). Never fails hard: when
  * cgroups are unusable env->mode is NONE and env->note says why. */
 void lcl__cg_detect(struct lcl_cg_env *env, const char *tag);
 void lcl__cg_env_cleanup(struct lcl_cg_env *env, bool remove_base);
@@ -255,13 +256,23 @@ char **lcl__cg_procs_files(const struct lcl_cg_env *env, const struct lcl_cgroup
 void lcl__cg_destroy(const struct lcl_cg_env *env, struct lcl_cgroup *cg);
 /* Effective limits and usage as JSON (returns new). */
 json_t *lcl__cg_status(const struct lcl_cg_env *env, const struct lcl_cgroup *cg);
-/* Remove leftovers of a previous run below the base. */
-void lcl__cg_sweep(const struct lcl_cg_env *env);
+/* Remove the cgroups of another (dead) server instance: agentbox-<tag> next to our base. */
+void lcl__cg_sweep_tag(const struct lcl_cg_env *env, const char *tag);
 
 /* ---- state directory (state.c) ---- */
 
-/* Write data to path atomically: path.tmp, fsync, rename. */
-ab_status lcl__write_atomic(const char *path, const void *data, size_t len, struct ab_err *err);
+/* Write data to path atomically: a unique temp file, fsync (when sync), rename. Without
+ * sync the caller hands the file to a flusher (below) for a later fsync. */
+ab_status lcl__write_atomic(const char *path, const void *data, size_t len, bool sync,
+                            struct ab_err *err);
+
+/* A background thread that fsyncs files (and their directories) written without sync. */
+struct lcl_flusher;
+ab_status lcl__flusher_new(struct lcl_flusher **out, struct ab_err *err);
+/* Queue path for fsync (copied); dropped silently when out of memory. */
+void lcl__flusher_add(struct lcl_flusher *fl, const char *path);
+/* Flush what is queued, stop the thread, free. NULL is a no-op. */
+void lcl__flusher_free(struct lcl_flusher *fl);
 /* Read a small file (<= max bytes); returns new. */
 ab_status lcl__read_small(const char *path, size_t max, char **out, size_t *len,
                           struct ab_err *err);

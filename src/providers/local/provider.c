@@ -2,15 +2,21 @@
  * provider.c - the local provider's server side: sandboxes, handles, channels and the
  * sbx_provider_ops.
  *
- * State on disk (one server per state directory, enforced with flock on <state>/lock):
+ * State on disk:
  *   sandboxes/<name>/meta.json   sbx_info as JSON, written atomically (state.c)
  *   sandboxes/<name>/workspace/  bound at local.workspace inside the sandbox
- *   pool/<id>/workspace/         anonymous warm sandboxes (bind() renames them into
+ *   servers/<id>/                one per running server (flock on servers/<id>/lock):
+ *     pool/<sbx>/workspace/      its anonymous warm sandboxes (bind() renames them into
  *                                sandboxes/<name>; the helper's bind mount follows the inode)
- *   staging/, trash/             a create is staged and renamed into place, a destroy is
+ *     staging/, trash/           a create is staged and renamed into place, a destroy is
  *                                renamed away and then deleted: a server killed at any point
- *                                leaves complete sandboxes or none, and startup clears these
- * An in-memory index (sorted by name) mirrors sandboxes/ for list(); it is loaded at startup.
+ *                                leaves complete sandboxes or none; the next server to start
+ *                                removes the directories of servers that are gone
+ * Several servers may share a state directory (two stdio sessions on one machine, say): a
+ * server holds an exclusive flock on the directory of every sandbox it has attached, so a
+ * sandbox runs under one server at a time and another gets AB_BUSY. An in-memory index
+ * (sorted by name) mirrors sandboxes/ for list(); it is loaded at startup and refreshed from
+ * the directory when listing or attaching an unknown name.
  *
  * A handle owns at most one running helper. Helpers start lazily: attach() after a restart
  * only rebuilds the handle, and the first operation starts the helper with the workspace
@@ -81,7 +87,7 @@ struct index_entry {
 
 struct local_provider {
     struct sbx_provider base;
-    char *state_dir, *sbx_dir, *pool_dir, *staging_dir, *trash_dir;
+    char *state_dir, *sbx_dir, *servers_dir, *inst_dir, *pool_dir, *staging_dir, *trash_dir;
     char *workspace;
     uint32_t uid, gid;             /* the sandbox user, inside */
     uid_t owner_uid;               /* owner of workspace directories on the host */
@@ -93,9 +99,10 @@ struct local_provider {
     uint64_t shm_bytes;
     uint64_t default_output_cap;
     int64_t create_timeout_ms;
-    int lock_fd;
-    char tag[17];
+    int lock_fd;                   /* flock on servers/<instance>/lock, for our lifetime */
+    char instance[13];
     struct lcl_spawner *spawner;
+    struct lcl_flusher *flusher;
     struct lcl_cg_env cg;
     struct lcl_setup tmpl;         /* the parts of a spawn request common to all sandboxes */
     pthread_mutex_t lock;          /* the index */
@@ -108,6 +115,7 @@ struct sbx_handle {
     pthread_mutex_t lock;
     char *id;        /* the sandbox name, or "pool-<hex>" while anonymous */
     char *dir;
+    int dir_lock;    /* the sandbox directory, flock()ed: no other server may run it */
     bool anonymous;
     struct helper *helper;
     bool died;
@@ -160,7 +168,8 @@ static bool name_ok(const char *name)
     return true;
 }
 
-static ab_status write_meta(const char *dir, const struct sbx_info *info, struct ab_err *err)
+static ab_status write_meta(const char *dir, const struct sbx_info *info, bool sync,
+                            struct ab_err *err)
 {
     json_t *j = sbx_info_to_json(info);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -168,7 +177,7 @@ static ab_status write_meta(const char *dir, const struct sbx_info *info, struct
     if (!text)
         return AB_NOMEM;
     char *path = ab_asprintf("%s/meta.json", dir);
-    ab_status rc = path ? lcl__write_atomic(path, text, strlen(text), err) : AB_NOMEM;
+    ab_status rc = path ? lcl__write_atomic(path, text, strlen(text), sync, err) : AB_NOMEM;
     free(path);
     free(text);
     return rc;
@@ -660,6 +669,7 @@ static struct sbx_handle *handle_new(struct local_provider *lp, const char *id, 
     if (!h)
         return NULL;
     h->lp = lp;
+    h->dir_lock = -1;
     pthread_mutex_init(&h->lock, NULL);
     h->id = ab_strdup(id);
     h->dir = ab_strdup(dir);
@@ -678,6 +688,8 @@ static void handle_free(struct sbx_handle *h)
 {
     if (!h)
         return;
+    if (h->dir_lock >= 0)
+        close(h->dir_lock); /* releases the flock */
     pthread_mutex_destroy(&h->lock);
     free(h->id);
     free(h->dir);
@@ -715,10 +727,30 @@ static ab_status remove_dir(struct local_provider *lp, const char *dir, struct a
     return rc;
 }
 
-/* A new sandbox directory with an empty workspace, staged so it appears complete. */
-static ab_status make_sandbox_dir(struct local_provider *lp, const struct sbx_info *info,
-                                  const char *final, struct ab_err *err)
+/* Open and flock a sandbox directory; AB_BUSY when another server holds it. */
+static ab_status lock_dir(const char *dir, int *out, struct ab_err *err)
 {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ab_err_sys(err, errno == ENOENT ? AB_NOTFOUND : AB_IO, errno, "%s", dir);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? ab_err_set(err, AB_BUSY,
+                                             "the sandbox is in use by another agentbox server "
+                                             "sharing this state directory")
+                                : ab_err_sys(err, AB_IO, e, "cannot lock %s", dir);
+    }
+    *out = fd;
+    return AB_OK;
+}
+
+/* A new sandbox directory with an empty workspace, staged so it appears complete, and
+ * locked (*lock_fd) before it appears, so no other server can take it. */
+static ab_status make_sandbox_dir(struct local_provider *lp, const struct sbx_info *info,
+                                  const char *final, int *lock_fd, struct ab_err *err)
+{
+    *lock_fd = -1;
     char rnd[17];
     if (ab_random_hex(rnd, 8))
         return ab_err_set(err, AB_IO, "no randomness");
@@ -738,7 +770,9 @@ static ab_status make_sandbox_dir(struct local_provider *lp, const struct sbx_in
         goto out;
     }
     if (info)
-        rc = write_meta(stage, info, err);
+        rc = write_meta(stage, info, true, err);
+    if (!rc)
+        rc = lock_dir(stage, lock_fd, err);
     if (!rc && rename(stage, final) < 0) {
         rc = errno == EEXIST || errno == ENOTEMPTY
                  ? ab_err_set(err, AB_EXISTS, "sandbox %s already exists", info ? info->name : "")
@@ -747,6 +781,10 @@ static ab_status make_sandbox_dir(struct local_provider *lp, const struct sbx_in
 out:
     if (rc && stage)
         lcl__rm_tree(stage, NULL);
+    if (rc && *lock_fd >= 0) {
+        close(*lock_fd);
+        *lock_fd = -1;
+    }
     free(ws);
     free(stage);
     return rc;
@@ -771,12 +809,17 @@ static ab_status local_create(struct sbx_provider *p, const struct sbx_create_re
     char *dir = ab_asprintf("%s/%s", anonymous ? lp->pool_dir : lp->sbx_dir, id);
     if (!dir)
         return AB_NOMEM;
-    ab_status rc = make_sandbox_dir(lp, anonymous ? NULL : info, dir, err);
+    int dir_lock;
+    ab_status rc = make_sandbox_dir(lp, anonymous ? NULL : info, dir, &dir_lock, err);
     if (rc) {
         free(dir);
         return rc;
     }
     struct sbx_handle *h = handle_new(lp, id, dir, anonymous);
+    if (h)
+        h->dir_lock = dir_lock;
+    else
+        close(dir_lock);
     struct helper *hp = NULL;
     rc = h ? helper_start(lp, dir, &hp, NULL, err) : AB_NOMEM;
     if (!rc && !anonymous) {
@@ -805,31 +848,48 @@ static ab_status local_create(struct sbx_provider *p, const struct sbx_create_re
     return AB_OK;
 }
 
+static void idx_refresh(struct local_provider *lp, const char *only);
+
 static ab_status local_attach(struct sbx_provider *p, const char *name, struct sbx_handle **out,
                               struct sbx_info *info_out, struct ab_err *err)
 {
     struct local_provider *lp = LP(p);
     ab_status rc = AB_OK;
+    if (!name_ok(name))
+        return ab_err_set(err, AB_NOTFOUND, "sandbox %s does not exist", name ? name : "");
     pthread_mutex_lock(&lp->lock);
-    struct index_entry *e = name_ok(name) ? idx_find(lp, name) : NULL;
+    bool known = idx_find(lp, name) != NULL;
+    pthread_mutex_unlock(&lp->lock);
+    if (!known)
+        idx_refresh(lp, name); /* another server sharing the state directory made it? */
+    char *dir = ab_asprintf("%s/%s", lp->sbx_dir, name);
+    if (!dir)
+        return AB_NOMEM;
+    pthread_mutex_lock(&lp->lock);
+    struct index_entry *e = idx_find(lp, name);
+    int dir_lock = -1;
     if (!e) {
         rc = ab_err_set(err, AB_NOTFOUND, "sandbox %s does not exist", name);
     } else if (e->live) {
         rc = ab_err_set(err, AB_BUSY, "sandbox %s is already attached", name);
-    } else {
-        char *dir = ab_asprintf("%s/%s", lp->sbx_dir, name);
-        struct sbx_handle *h = dir ? handle_new(lp, name, dir, false) : NULL;
-        free(dir);
+    } else if ((rc = lock_dir(dir, &dir_lock, err)) == AB_NOTFOUND) {
+        idx_remove(lp, name); /* deleted by another server */
+        rc = ab_err_set(err, AB_NOTFOUND, "sandbox %s does not exist", name);
+    } else if (!rc) {
+        struct sbx_handle *h = handle_new(lp, name, dir, false);
         if (!h || sbx_info_copy(info_out, &e->info)) {
             handle_free(h);
+            close(dir_lock);
             rc = AB_NOMEM;
         } else {
+            h->dir_lock = dir_lock;
             h->died = e->died;
             e->live = h;
             *out = h;
         }
     }
     pthread_mutex_unlock(&lp->lock);
+    free(dir);
     return rc;
 }
 
@@ -881,6 +941,7 @@ static ab_status local_list(struct sbx_provider *p, const char *principal, const
     if (cursor && *cursor && !name_ok(cursor))
         return ab_err_set(err, AB_INVAL, "invalid cursor '%s'", cursor);
     limit = limit ? AB_MIN(limit, (size_t)LIST_MAX) : LIST_DEFAULT;
+    idx_refresh(lp, NULL);
     page->items = calloc(limit, sizeof(struct sbx_info));
     if (!page->items)
         return AB_NOMEM;
@@ -989,7 +1050,7 @@ static ab_status local_update_info(struct sbx_provider *p, struct sbx_handle *h,
         return rc;
     /* The index lock also orders concurrent writers of the same meta.json. */
     pthread_mutex_lock(&lp->lock);
-    rc = write_meta(h->dir, info, err);
+    rc = write_meta(h->dir, info, true, err);
     struct index_entry *e = rc ? NULL : idx_find(lp, h->id);
     if (e) {
         sbx_info_cleanup(&e->info);
@@ -1023,8 +1084,10 @@ static ab_status local_bind(struct sbx_provider *p, struct sbx_handle *h,
         sbx_info_cleanup(&copy);
         return AB_NOMEM;
     }
-    /* Metadata first, then the rename: sandboxes/<name> always has its meta.json. */
-    rc = write_meta(h->dir, info, err);
+    /* Metadata first, then the rename: sandboxes/<name> always has its meta.json. No fsync
+     * on this path (an acquisition must stay well under a millisecond): the flusher does it
+     * right after (state.c). */
+    rc = write_meta(h->dir, info, false, err);
     pthread_mutex_lock(&lp->lock);
     if (!rc && idx_find(lp, info->name))
         rc = ab_err_set(err, AB_EXISTS, "sandbox %s already exists", info->name);
@@ -1040,6 +1103,10 @@ static ab_status local_bind(struct sbx_provider *p, struct sbx_handle *h,
         free(dir);
         return rc;
     }
+    char *meta = ab_asprintf("%s/meta.json", dir);
+    if (meta)
+        lcl__flusher_add(lp->flusher, meta);
+    free(meta);
     pthread_mutex_lock(&h->lock);
     char *id = ab_strdup(info->name);
     if (id) {
@@ -1686,6 +1753,7 @@ static void lp_free(struct local_provider *lp)
     if (!lp)
         return;
     lcl__spawner_free(lp->spawner);
+    lcl__flusher_free(lp->flusher);
     lcl__cg_env_cleanup(&lp->cg, true);
     pthread_mutex_lock(&lp->lock);
     for (size_t i = 0; i < lp->nidx; i++) {
@@ -1697,10 +1765,14 @@ static void lp_free(struct local_provider *lp)
     pthread_mutex_destroy(&lp->lock);
     /* the template's strings are owned by lp */
     lcl__setup_cleanup(&lp->tmpl);
+    if (lp->inst_dir && lp->lock_fd >= 0)
+        lcl__rm_tree(lp->inst_dir, NULL); /* our scratch: pool, staging, trash */
     if (lp->lock_fd >= 0)
         close(lp->lock_fd); /* releases the flock */
     free(lp->state_dir);
     free(lp->sbx_dir);
+    free(lp->servers_dir);
+    free(lp->inst_dir);
     free(lp->pool_dir);
     free(lp->staging_dir);
     free(lp->trash_dir);
@@ -1723,11 +1795,13 @@ static ab_status preflight(struct local_provider *lp, struct ab_err *err)
     char *dir = ab_asprintf("%s/probe-%s", lp->pool_dir, rnd);
     if (!dir)
         return AB_NOMEM;
-    ab_status rc = make_sandbox_dir(lp, NULL, dir, err);
+    int dir_lock;
+    ab_status rc = make_sandbox_dir(lp, NULL, dir, &dir_lock, err);
     if (rc) {
         free(dir);
         return rc;
     }
+    close(dir_lock);
     struct helper *hp = NULL;
     struct start_fail sf;
     struct ab_err sub;
@@ -1784,71 +1858,184 @@ static ab_status check_workspace_path(const char *ws, struct ab_err *err)
     return AB_OK;
 }
 
-/* Load sandboxes/ into the index; clear what a crash left in pool/, staging/, trash/. */
-static ab_status load_state(struct local_provider *lp, struct ab_err *err)
+/* Read sandboxes/<name>/meta.json for one directory entry, checking it belongs there. */
+static bool load_one(struct local_provider *lp, const char *name, struct sbx_info *info)
 {
-    const char *scratch[] = {lp->pool_dir, lp->staging_dir, lp->trash_dir};
-    for (size_t i = 0; i < AB_ARRAY_LEN(scratch); i++) {
-        DIR *d = opendir(scratch[i]);
-        if (!d)
-            continue;
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.' &&
-                (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
-                continue;
-            char *path = ab_asprintf("%s/%s", scratch[i], de->d_name);
-            if (path)
-                lcl__rm_tree(path, NULL);
-            free(path);
+    char *dir = ab_asprintf("%s/%s", lp->sbx_dir, name);
+    if (!dir)
+        return false;
+    struct ab_err sub;
+    ab_err_clear(&sub);
+    bool ok = read_meta(dir, info, &sub) == AB_OK;
+    if (!ok) {
+        if (sub.code != AB_NOTFOUND) /* NOTFOUND: deleted meanwhile */
+            AB_LOG_WARN("local.state.skip", "dir=%s reason=\"%s\"", dir, sub.msg);
+    } else if (!info->name || strcmp(info->name, name) != 0) {
+        AB_LOG_WARN("local.state.skip", "dir=%s reason=\"name mismatch\"", dir);
+        sbx_info_cleanup(info);
+        ok = false;
+    } else {
+        chmod(dir, lp->dir_mode); /* the mode may differ from the last run's */
+        char *ws = ab_asprintf("%s/workspace", dir);
+        struct stat st;
+        if (ws && lstat(ws, &st) < 0 && errno == ENOENT) {
+            AB_LOG_WARN("local.state.workspace_missing", "dir=%s", dir);
+            if (mkdir(ws, 0700) == 0 && lp->chown_workspace && chown(ws, lp->owner_uid,
+                                                                     lp->owner_gid) < 0)
+                AB_LOG_WARN("local.state.chown_failed", "dir=%s", ws);
         }
-        closedir(d);
+        free(ws);
+    }
+    free(dir);
+    return ok;
+}
+
+/* Bring the index in line with sandboxes/, which other servers sharing the state directory
+ * may change: add what appeared (only `only` when given), drop what vanished (unless we
+ * have it attached). Takes lp->lock itself; metadata is read outside it. */
+static void idx_refresh(struct local_provider *lp, const char *only)
+{
+    if (only) {
+        struct sbx_info info;
+        if (!load_one(lp, only, &info))
+            return;
+        pthread_mutex_lock(&lp->lock);
+        if (idx_insert(lp, &info, NULL) != AB_OK)
+            sbx_info_cleanup(&info);
+        pthread_mutex_unlock(&lp->lock);
+        return;
     }
     DIR *d = opendir(lp->sbx_dir);
     if (!d)
-        return ab_err_sys(err, AB_IO, errno, "cannot read %s", lp->sbx_dir);
+        return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *de;
-    ab_status rc = AB_OK;
-    while (!rc && (de = readdir(d)) != NULL) {
+    while ((de = readdir(d)) != NULL) {
         if (!name_ok(de->d_name))
             continue;
-        char *dir = ab_asprintf("%s/%s", lp->sbx_dir, de->d_name);
-        if (!dir) {
-            rc = AB_NOMEM;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **nn = realloc(names, nc * sizeof(char *));
+            if (!nn)
+                break;
+            names = nn;
+            cap = nc;
+        }
+        if (!(names[n] = ab_strdup(de->d_name)))
             break;
-        }
-        struct sbx_info info;
-        struct ab_err sub;
-        ab_err_clear(&sub);
-        if (read_meta(dir, &info, &sub) != AB_OK) {
-            AB_LOG_WARN("local.state.skip", "dir=%s reason=\"%s\"", dir, sub.msg);
-            free(dir);
-            continue;
-        }
-        if (!info.name || strcmp(info.name, de->d_name) != 0) {
-            AB_LOG_WARN("local.state.skip", "dir=%s reason=\"name mismatch\"", dir);
-            sbx_info_cleanup(&info);
-            free(dir);
-            continue;
-        }
-        chmod(dir, lp->dir_mode); /* the mode may have changed since the last run */
-        char *ws = ab_asprintf("%s/workspace", dir);
-        struct stat st;
-        if (ws && stat(ws, &st) < 0) {
-            AB_LOG_WARN("local.state.workspace_missing", "dir=%s", dir);
-            if (mkdir(ws, 0700) == 0 && lp->chown_workspace)
-                (void)chown(ws, lp->owner_uid, lp->owner_gid);
-        }
-        free(ws);
-        pthread_mutex_lock(&lp->lock);
-        rc = idx_insert(lp, &info, NULL);
-        pthread_mutex_unlock(&lp->lock);
-        sbx_info_cleanup(&info);
-        free(dir);
-        if (rc == AB_EXISTS)
-            rc = AB_OK;
+        n++;
     }
     closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&lp->lock);
+        bool known = idx_find(lp, names[i]) != NULL;
+        pthread_mutex_unlock(&lp->lock);
+        struct sbx_info info;
+        if (!known && load_one(lp, names[i], &info)) {
+            pthread_mutex_lock(&lp->lock);
+            if (idx_insert(lp, &info, NULL) != AB_OK)
+                sbx_info_cleanup(&info);
+            pthread_mutex_unlock(&lp->lock);
+        }
+    }
+    /* drop entries whose directory is gone */
+    pthread_mutex_lock(&lp->lock);
+    for (size_t i = 0; i < lp->nidx;) {
+        bool present = false;
+        for (size_t j = 0; j < n && !present; j++)
+            present = strcmp(names[j], lp->idx[i].name) == 0;
+        if (present || lp->idx[i].live) {
+            i++;
+            continue;
+        }
+        free(lp->idx[i].name);
+        sbx_info_cleanup(&lp->idx[i].info);
+        memmove(&lp->idx[i], &lp->idx[i + 1], (lp->nidx - i - 1) * sizeof(lp->idx[0]));
+        lp->nidx--;
+    }
+    pthread_mutex_unlock(&lp->lock);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Remove the directories (and cgroups) of servers that are gone: a server's lock can be
+ * taken only once its process is dead (flock(2) locks die with their holder). */
+static void sweep_dead_servers(struct local_provider *lp)
+{
+    DIR *d = opendir(lp->servers_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *id = de->d_name;
+        if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0 || strcmp(id, lp->instance) == 0)
+            continue;
+        char *dir = ab_asprintf("%s/%s", lp->servers_dir, id);
+        char *lock = dir ? ab_asprintf("%s/lock", dir) : NULL;
+        int fd = lock ? open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            AB_LOG_INFO("local.state.sweep", "server=%s", id);
+            lcl__rm_tree(dir, NULL);
+            lcl__cg_sweep_tag(&lp->cg, ab_starts_with(id, ".new-") ? id + 5 : id);
+        }
+        if (fd >= 0)
+            close(fd);
+        free(lock);
+        free(dir);
+    }
+    closedir(d);
+}
+
+/* Our own directory under servers/, created under a temporary name and renamed into place
+ * only once its lock is held, so a sweeping server never mistakes it for a dead one. */
+static ab_status make_instance(struct local_provider *lp, struct ab_err *err)
+{
+    if (ab_random_hex(lp->instance, 6))
+        return ab_err_set(err, AB_IO, "no randomness");
+    char *tmp = ab_asprintf("%s/.new-%s", lp->servers_dir, lp->instance);
+    char *lock = tmp ? ab_asprintf("%s/lock", tmp) : NULL;
+    lp->inst_dir = ab_asprintf("%s/%s", lp->servers_dir, lp->instance);
+    ab_status rc = AB_OK;
+    if (!lock || !lp->inst_dir) {
+        rc = AB_NOMEM;
+        goto out;
+    }
+    if (mkdir(tmp, lp->dir_mode) < 0 || chmod(tmp, lp->dir_mode) < 0) {
+        rc = ab_err_sys(err, AB_IO, errno, "cannot create %s", tmp);
+        goto out;
+    }
+    lp->lock_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lp->lock_fd < 0 || flock(lp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = ab_err_sys(err, AB_IO, errno, "cannot lock %s", lock);
+        goto out;
+    }
+    const char *subs[] = {"pool", "staging", "trash"};
+    for (size_t i = 0; i < AB_ARRAY_LEN(subs); i++) {
+        char *sub = ab_asprintf("%s/%s", tmp, subs[i]);
+        int r = sub ? mkdir(sub, i == 2 ? 0700 : lp->dir_mode) : -1;
+        if (r == 0 && i != 2)
+            r = chmod(sub, lp->dir_mode);
+        int e = errno;
+        free(sub);
+        if (r < 0) {
+            rc = ab_err_sys(err, AB_IO, e, "cannot create %s/%s", tmp, subs[i]);
+            goto out;
+        }
+    }
+    if (rename(tmp, lp->inst_dir) < 0)
+        rc = ab_err_sys(err, AB_IO, errno, "cannot create %s", lp->inst_dir);
+    lp->pool_dir = ab_asprintf("%s/pool", lp->inst_dir);
+    lp->staging_dir = ab_asprintf("%s/staging", lp->inst_dir);
+    lp->trash_dir = ab_asprintf("%s/trash", lp->inst_dir);
+    if (!rc && (!lp->pool_dir || !lp->staging_dir || !lp->trash_dir))
+        rc = AB_NOMEM;
+out:
+    if (rc && tmp)
+        lcl__rm_tree(tmp, NULL);
+    free(lock);
+    free(tmp);
     return rc;
 }
 
@@ -1897,6 +2084,7 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
         goto fail;
     lp->uid = lp->gid = (uint32_t)lc->uid;
     lp->workspace = ab_strdup(lc->workspace);
+    lp->base.workspace = lp->workspace;
     lp->net_host = lc->network && strcmp(lc->network, "host") == 0;
     lp->seccomp = !(lc->seccomp && strcmp(lc->seccomp, "off") == 0);
     lp->recreate = lc->recreate_on_death;
@@ -1932,42 +2120,24 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
     free(lp->state_dir);
     lp->state_dir = ab_strdup(real);
     lp->sbx_dir = ab_asprintf("%s/sandboxes", real);
-    lp->pool_dir = ab_asprintf("%s/pool", real);
-    lp->staging_dir = ab_asprintf("%s/staging", real);
-    lp->trash_dir = ab_asprintf("%s/trash", real);
-    if (!lp->workspace || !lp->state_dir || !lp->sbx_dir || !lp->pool_dir || !lp->staging_dir ||
-        !lp->trash_dir) {
+    lp->servers_dir = ab_asprintf("%s/servers", real);
+    if (!lp->workspace || !lp->state_dir || !lp->sbx_dir || !lp->servers_dir) {
         rc = AB_NOMEM;
-        goto fail;
-    }
-    char *lockpath = ab_asprintf("%s/lock", real);
-    lp->lock_fd = lockpath ? open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-    free(lockpath);
-    if (lp->lock_fd < 0) {
-        rc = ab_err_sys(err, AB_IO, errno, "cannot open %s/lock", real);
-        goto fail;
-    }
-    if (flock(lp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK
-                 ? ab_err_set(err, AB_BUSY,
-                              "another agentbox server is using the state directory %s; give "
-                              "each server its own state_dir",
-                              real)
-                 : ab_err_sys(err, AB_IO, errno, "cannot lock %s/lock", real);
         goto fail;
     }
     /* A root server using user namespaces runs each helper as local.uid on the host, which
      * must be able to walk down to its workspace to bind it: directories above workspaces
      * are then 0711 (traversable, not listable); workspaces themselves are always 0700. */
     lp->dir_mode = root && lp->userns ? 0711 : 0700;
-    const char *dirs[] = {lp->state_dir, lp->sbx_dir, lp->pool_dir, lp->staging_dir,
-                          lp->trash_dir};
+    const char *dirs[] = {lp->state_dir, lp->sbx_dir, lp->servers_dir};
     for (size_t i = 0; i < AB_ARRAY_LEN(dirs); i++)
         if ((mkdir(dirs[i], lp->dir_mode) < 0 && errno != EEXIST) ||
-            chmod(dirs[i], dirs[i] == lp->trash_dir ? 0700 : lp->dir_mode) < 0) {
+            chmod(dirs[i], lp->dir_mode) < 0) {
             rc = ab_err_sys(err, AB_IO, errno, "cannot create %s", dirs[i]);
             goto fail;
         }
+    if ((rc = make_instance(lp, err)))
+        goto fail;
     /* Workspaces belong to whoever the sandbox user is on the host: the server's own uid
      * in a user namespace of an unprivileged server, local.uid otherwise. */
     if (root) {
@@ -1978,10 +2148,6 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
         lp->owner_uid = geteuid();
         lp->owner_gid = getegid();
     }
-    char hash[65];
-    ab_sha256_hex(real, strlen(real), hash);
-    memcpy(lp->tag, hash, 16);
-    lp->tag[16] = '\0';
 
     /* ---- ro_binds ---- */
     for (size_t i = 0; i < lc->ro_binds.n; i++) {
@@ -2005,8 +2171,7 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
     }
 
     /* ---- cgroups ---- */
-    lcl__cg_detect(&lp->cg, lp->tag);
-    lcl__cg_sweep(&lp->cg);
+    lcl__cg_detect(&lp->cg, lp->instance);
     if (lp->cg.mode == LCL_CG_NONE)
         AB_LOG_WARN("local.cgroup.unavailable",
                     "msg=\"sandboxes get rlimits and tmpfs sizes but no memory/pids/cpu cgroup "
@@ -2064,14 +2229,16 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
     }
 
     /* ---- state, spawner, preflight ---- */
-    if ((rc = load_state(lp, err)))
-        goto fail;
+    sweep_dead_servers(lp);
+    idx_refresh(lp, NULL);
     binary = helper_binary();
     if (!binary) {
         rc = AB_NOMEM;
         goto fail;
     }
     if ((rc = lcl__spawner_new(binary, &lp->spawner, err)))
+        goto fail;
+    if ((rc = lcl__flusher_new(&lp->flusher, err)))
         goto fail;
     if ((rc = preflight(lp, err)))
         goto fail;
