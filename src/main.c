@@ -39,6 +39,7 @@
 #include "providers/k8s/k8s.h"
 #include "providers/local/local.h"
 #include "tools/tools.h"
+#include "transport/http.h"
 #include "transport/stdio.h"
 
 static const char usage_text[] =
@@ -434,6 +435,24 @@ static int app_init(struct app *app, struct config *cfg)
     return 0;
 }
 
+/* GET /metrics on the HTTP transport: its own figures plus what metrics_render pulls. */
+static ab_status http_metrics(void *arg, const struct http_stats *st, struct buf *out)
+{
+    struct app *app = arg;
+    struct sbx_registry_stats rs;
+    struct sbx_pool_status ps;
+    sbx_registry_stats(app->registry, &rs);
+    sbx_registry_pool_status(app->registry, &ps);
+    struct metrics_sources src = {
+        .registry = &rs,
+        .pool = &ps,
+        .calls_in_flight = mcp_server_inflight(app->srv),
+        .http_sessions = st->sessions_open,
+        .http_sessions_total = st->sessions_total,
+    };
+    return metrics_render(app->metrics, &src, out);
+}
+
 static int cmd_serve(const struct cli *cli, struct config *cfg)
 {
     struct ab_err err;
@@ -456,8 +475,12 @@ static int cmd_serve(const struct cli *cli, struct config *cfg)
         return rc;
     }
     if (cli->http) {
-        fprintf(stderr, "agentbox: the HTTP transport is not built yet\n");
-        rc = 1;
+        struct http_hooks hooks = {.metrics = http_metrics, .metrics_arg = &app};
+        if (http_serve_ex(app.srv, cfg, sfd, &hooks, &err)) {
+            AB_LOG_ERROR("http.failed", "error=\"%s\"", err.msg);
+            fprintf(stderr, "agentbox: %s\n", err.msg);
+            rc = 1;
+        }
     } else {
         char key[160];
         if (cfg->stdio.thread_key && *cfg->stdio.thread_key) {

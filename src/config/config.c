@@ -85,6 +85,8 @@ static const struct cfg_key keys[] = {
      "reconnection delay advertised to clients in SSE `retry:` fields"},
     {"http.sse_replay_events", T_INT, OFF(http.sse_replay_events), "1024", NULL,
      "events kept per session for Last-Event-ID resumption"},
+    {"http.sse_replay_bytes", T_SIZE, OFF(http.sse_replay_bytes), "4MiB", NULL,
+     "bytes kept per session for Last-Event-ID resumption (larger events are not replayable)"},
     {"http.json_response", T_BOOL, OFF(http.json_response), "false", NULL,
      "answer requests with a single application/json body instead of an SSE stream "
      "(notifications during a call are then not streamed)"},

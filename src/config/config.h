@@ -50,6 +50,7 @@ struct cfg_http {
     int64_t sse_keepalive_s;
     int64_t sse_retry_ms;              /* `retry:` advertised on SSE streams */
     int64_t sse_replay_events;         /* per-session resumption buffer, in events */
+    uint64_t sse_replay_bytes;         /* ... and in bytes */
     bool json_response;                /* answer requests with application/json when possible */
     bool allow_insecure_bind;          /* bind a non-loopback address without a token */
     int64_t shutdown_grace_s;          /* SIGTERM: wait this long for in-flight calls */
