@@ -914,6 +914,7 @@ static enum MHD_Result serve_request(struct hreq *r, struct hsession *s, json_t 
     list_locked(s, r, !json_mode);
     attach_locked(r, st);
     uint64_t prime_seq = ++s->next_seq; /* the priming event precedes everything on st */
+    uint64_t stream_no = st->no;        /* st may be gone once the MCP layer lets go */
     pthread_mutex_unlock(&s->lock);
 
     struct mcp_stream *reply = &st->base;
@@ -948,7 +949,7 @@ static enum MHD_Result serve_request(struct hreq *r, struct hsession *s, json_t 
     pthread_mutex_lock(&s->lock);
     if (version_primes(mcp_session_version(s->mcp))) {
         char id[HTTP_EVENT_ID_MAX];
-        http_event_id_format(id, sizeof(id), s->nonce, st->no, prime_seq);
+        http_event_id_format(id, sizeof(id), s->nonce, stream_no, prime_seq);
         struct buf b;
         buf_init(&b, SIZE_MAX / 2);
         if (http_sse_priming(&b, id, hs->retry_ms) == AB_OK &&
@@ -1666,7 +1667,9 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
     bool forced = false;
     for (;;) {
         struct pollfd p = {.fd = shutdown_fd, .events = POLLIN};
-        int pr = poll(&p, shutdown_fd >= 0 ? 1 : 0, HTTP_TICK_MS);
+        /* While draining, look often: exit as soon as the last call is done. */
+        int pr = poll(&p, shutdown_fd >= 0 ? 1 : 0,
+                      atomic_load(&hs.draining) ? HTTP_TICK_MS / 10 : HTTP_TICK_MS);
         if (pr > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
             char what = read_shutdown_fd(shutdown_fd);
             if (what == 'H') {
