@@ -3,13 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { agentboxBin, waitFor } from './lib/server.mjs';
+import { agentboxBin, isolationArgs, waitFor } from './lib/server.mjs';
 import { sdkSuite } from './lib/sdk_suite.mjs';
 
 async function connect(capabilities = {}) {
   const transport = new StdioClientTransport({
     command: agentboxBin(),
-    args: ['serve', '--stdio', '--conformance-fixtures', '--log-level', 'info'],
+    args: ['serve', '--stdio', '--conformance-fixtures', '--log-level', 'info', ...isolationArgs()],
     stderr: 'pipe',
   });
   let log = '';

@@ -4,14 +4,26 @@
 // URL is read from its `http.listening` log line. Servers are killed when the test process
 // exits, whatever happens, so no test leaves a process behind.
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const live = new Set();
+const stateDirs = new Set();
 process.on('exit', () => {
   for (const p of live) {
     try { p.kill('SIGKILL'); } catch { /* already gone */ }
   }
+  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
 });
+
+// Every server gets its own state directory (the local provider locks it) and no warm
+// pool: these tests exercise the protocol, not sandboxes.
+export function isolationArgs() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentbox-test-state-'));
+  stateDirs.add(dir);
+  return ['--set', `state_dir=${dir}`, '--set', 'sandbox.pool.size=0'];
+}
 
 export function agentboxBin() {
   const bin = process.env.AGENTBOX_BIN;
@@ -23,7 +35,7 @@ export function agentboxBin() {
 // Returns {url, port, proc, stderr(), stop(), waitExit()}.
 export async function startHttpServer({ args = [], env = {}, timeoutMs = 15000 } = {}) {
   const proc = spawn(agentboxBin(),
-    ['serve', '--http', '127.0.0.1:0', '--conformance-fixtures', '--log-level', 'info', ...args],
+    ['serve', '--http', '127.0.0.1:0', '--conformance-fixtures', '--log-level', 'info', ...isolationArgs(), ...args],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(proc);
   let log = '';
