@@ -127,12 +127,12 @@ static struct stats report(struct series *s, const char *what)
 {
     struct stats st = summarize(s);
     if (!g_json)
-        printf("  %-34s median %8.3f ms   p90 %8.3f ms   mean %8.3f ms   (n=%d)\n", what,
-               st.median, st.p90, st.mean, s->n);
+        printf("  %-34s median %8.3f ms   p90 %8.3f ms   mean %8.3f ms   (n=%d)\n", what, st.median,
+               st.p90, st.mean, s->n);
     json_object_set_new(g_results, s->name,
-                        json_pack("{s:s,s:f,s:f,s:f,s:f,s:i}", "what", what, "median_ms",
-                                  st.median, "p90_ms", st.p90, "mean_ms", st.mean, "min_ms",
-                                  st.min, "n", s->n));
+                        json_pack("{s:s,s:f,s:f,s:f,s:f,s:i}", "what", what, "median_ms", st.median,
+                                  "p90_ms", st.p90, "mean_ms", st.mean, "min_ms", st.min, "n",
+                                  s->n));
     free(s->v);
     s->v = NULL;
     s->n = s->cap = 0;
@@ -143,8 +143,8 @@ static void note(const char *key, double value, const char *unit, const char *wh
 {
     if (!g_json)
         printf("  %-34s %10.2f %s\n", what, value, unit);
-    json_object_set_new(g_results, key, json_pack("{s:s,s:f,s:s}", "what", what, "value", value,
-                                                  "unit", unit));
+    json_object_set_new(g_results, key,
+                        json_pack("{s:s,s:f,s:s}", "what", what, "value", value, "unit", unit));
 }
 
 /* ---- baselines ---- */
@@ -188,10 +188,14 @@ static struct stats bench_bwrap(void)
     }
     /* A sandbox comparable to ours: every namespace, /usr read-only, fresh /proc, /dev,
      * /tmp; the merged-/usr symlinks. */
-    char *argv[] = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr",
-                    "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc",
-                    "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/", "true", NULL};
+    /* clang-format off */
+    char *argv[] = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent",
+                    "--ro-bind", "/usr", "/usr",
+                    "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                    "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/",
+                    "true", NULL};
+    /* clang-format on */
     for (int i = 0; i < 5; i++)
         spawn_wait(argv);
     for (int i = 0; i < g_iter; i++)
@@ -541,8 +545,10 @@ static struct stats bench_mcp(const char *bin)
     snprintf(dir, sizeof(dir), "%s/mcp", g_dir);
     mkdir(dir, 0700);
     snprintf(set_dir, sizeof(set_dir), "state_dir=%s", dir);
-    char *argv[] = {(char *)bin, "serve", "--stdio", "--log-level", "error", "--set", set_dir,
-                    "--set", "sandbox.pool.size=0", NULL};
+    /* clang-format off */
+    char *argv[] = {(char *)bin, "serve", "--stdio", "--log-level", "error",
+                    "--set", set_dir, "--set", "sandbox.pool.size=0", NULL};
+    /* clang-format on */
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, to[0], 0);
@@ -640,8 +646,8 @@ int main(int argc, char **argv)
     if (wanted("bwrap"))
         bw = bench_bwrap();
     struct sbx_provider *p = NULL;
-    if (wanted("exec") || wanted("cold") || wanted("warm") || wanted("file") ||
-        wanted("memory") || wanted("many"))
+    if (wanted("exec") || wanted("cold") || wanted("warm") || wanted("file") || wanted("memory") ||
+        wanted("many"))
         p = provider_new();
     if (wanted("exec")) {
         ex = bench_exec(p, false);

@@ -62,8 +62,8 @@ static void *refill_main(void *arg)
             pthread_mutex_unlock(&pool->lock);
             struct sbx_info info;
             sbx_info_init(&info);
-            struct sbx_create_req req = {
-                .info = &info, .deadline_ms = ab_mono_ms() + pool->create_timeout_ms};
+            struct sbx_create_req req = {.info = &info,
+                                         .deadline_ms = ab_mono_ms() + pool->create_timeout_ms};
             struct sbx_handle *h = NULL;
             struct ab_err err;
             ab_err_clear(&err);
@@ -163,8 +163,8 @@ void sbx_pool_free(struct sbx_pool *pool)
     free(pool);
 }
 
-ab_status sbx_pool_take(struct sbx_pool *pool, const struct sbx_info *info,
-                        struct sbx_handle **out, struct ab_err *err)
+ab_status sbx_pool_take(struct sbx_pool *pool, const struct sbx_info *info, struct sbx_handle **out,
+                        struct ab_err *err)
 {
     for (;;) {
         pthread_mutex_lock(&pool->lock);

@@ -24,8 +24,8 @@ void sbx_pool_free(struct sbx_pool *pool);
 
 /* Take a warm sandbox and bind it to info (whose name must be set). AB_NOTFOUND when the
  * pool is empty; AB_EXISTS when the name is taken. *out is the provider's handle. */
-ab_status sbx_pool_take(struct sbx_pool *pool, const struct sbx_info *info,
-                        struct sbx_handle **out, struct ab_err *err);
+ab_status sbx_pool_take(struct sbx_pool *pool, const struct sbx_info *info, struct sbx_handle **out,
+                        struct ab_err *err);
 
 /* Fill supported, target, ready and acquired_warm. */
 void sbx_pool_status(struct sbx_pool *pool, struct sbx_pool_status *st);

@@ -35,8 +35,8 @@
 #include "core/pool.h"
 
 #define PERSIST_INTERVAL_MS 60000
-#define KEY_MAX 1024
-#define REDISCOVER_PAGE 1000
+#define KEY_MAX             1024
+#define REDISCOVER_PAGE     1000
 
 enum entry_state { E_CREATING, E_ATTACHING, E_READY, E_DETACHED, E_DELETING };
 
@@ -283,8 +283,8 @@ static ab_status create_sandbox(struct sbx_registry *reg, struct sbx_info *info,
     pthread_mutex_unlock(&reg->lock);
     struct sbx_create_req req = {
         .info = info,
-        .deadline_ms = ab_mono_ms() + (reg->o.create_timeout_s > 0 ? reg->o.create_timeout_s
-                                                                    : 120) * 1000,
+        .deadline_ms =
+            ab_mono_ms() + (reg->o.create_timeout_s > 0 ? reg->o.create_timeout_s : 120) * 1000,
     };
     return reg->p->ops->create(reg->p, &req, h, err);
 }
@@ -532,8 +532,7 @@ ab_status sbx_registry_acquire(struct sbx_registry *reg, const char *principal,
 }
 
 ab_status sbx_registry_acquire_by_name(struct sbx_registry *reg, const char *principal,
-                                       const char *name, struct sbx_ref **out,
-                                       struct ab_err *err)
+                                       const char *name, struct sbx_ref **out, struct ab_err *err)
 {
     if (!name || !*name || strlen(name) > 63)
         return ab_err_set(err, AB_NOTFOUND, "sandbox %s does not exist", name ? name : "");
@@ -665,8 +664,7 @@ collected:
         ab_status rc = destroy_entry(reg, e, &err);
         reg->stats.reaped++;
         if (rc)
-            AB_LOG_WARN("sandbox.reap_failed", "name=%s error=\"%s\"", name ? name : "?",
-                        err.msg);
+            AB_LOG_WARN("sandbox.reap_failed", "name=%s error=\"%s\"", name ? name : "?", err.msg);
         else
             AB_LOG_INFO("sandbox.reaped", "name=%s", name ? name : "?");
         free(name);

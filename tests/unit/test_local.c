@@ -219,8 +219,8 @@ static void iso_filesystem_view(void)
     fx_init(&f);
     struct sbx_handle *h = mk(&f, "ab-fs");
     char *out = sh(&f, h, "ls -A / | tr '\\n' ' '");
-    const char *allowed[] = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
-                             "proc", "sbin", "tmp", "usr", "workspace"};
+    const char *allowed[] = {"bin",    "dev",  "etc",  "lib", "lib32", "lib64",
+                             "libx32", "proc", "sbin", "tmp", "usr",   "workspace"};
     char *save = NULL;
     for (char *tok = strtok_r(out, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         bool ok = false;
@@ -238,8 +238,9 @@ static void iso_filesystem_view(void)
              f.dir);
     expect_sh(&f, h, cmd, "");
     /* /etc/passwd is the sandbox's own. */
-    expect_sh(&f, h, "grep -c '^sandbox:' /etc/passwd; grep -c '^root:x:0:0:root:/root:/bin/bash' "
-                     "/etc/passwd; true",
+    expect_sh(&f, h,
+              "grep -c '^sandbox:' /etc/passwd; grep -c '^root:x:0:0:root:/root:/bin/bash' "
+              "/etc/passwd; true",
               "1\n0\n");
     /* The system directories are there and usable, but read-only. */
     expect_sh(&f, h, "test -x /usr/bin/env && echo yes", "yes\n");
@@ -256,8 +257,8 @@ static void iso_writes(void)
     struct fx f;
     fx_init(&f);
     struct sbx_handle *h = mk(&f, "ab-wr");
-    const char *denied[] = {"/x", "/usr/x", "/usr/bin/x", "/etc/x", "/etc/passwd", "/bin/x",
-                            "/sbin/x", "/lib/x", "/dev/x", "/proc/x", "/etc/ssl/x"};
+    const char *denied[] = {"/x",      "/usr/x", "/usr/bin/x", "/etc/x",  "/etc/passwd", "/bin/x",
+                            "/sbin/x", "/lib/x", "/dev/x",     "/proc/x", "/etc/ssl/x"};
     for (size_t i = 0; i < AB_ARRAY_LEN(denied); i++) {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "echo data > %s 2>/dev/null && echo WROTE", denied[i]);
@@ -267,8 +268,9 @@ static void iso_writes(void)
             T_FAIL("the sandbox could write %s", denied[i]);
         free(out);
     }
-    expect_sh(&f, h, "echo a > /workspace/x && echo b > /tmp/x && echo c > /dev/shm/x && "
-                     "cat /workspace/x /tmp/x /dev/shm/x",
+    expect_sh(&f, h,
+              "echo a > /workspace/x && echo b > /tmp/x && echo c > /dev/shm/x && "
+              "cat /workspace/x /tmp/x /dev/shm/x",
               "a\nb\nc\n");
     /* No remounting our way out either. */
     char *out;
@@ -321,8 +323,8 @@ static void iso_network(void)
         close(c);
         char cmd[256], *out;
         snprintf(cmd, sizeof(cmd),
-                 "bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo CONNECTED; true",
-                 targets[i], port);
+                 "bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo CONNECTED; true", targets[i],
+                 port);
         run(&f, h, cmd, &out);
         if (strstr(out, "CONNECTED"))
             T_FAIL("the sandbox reached %s:%d", targets[i], port);
@@ -407,7 +409,8 @@ static void iso_env_and_fds(void)
     expect_sh(&f, h, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3 ");
     expect_sh(&f, h, "test -e /proc/self/fd/77 && echo LEAK; true", "");
     /* Extra variables given with the request do arrive. */
-    struct sbx_exec_req req = {.shell = "echo $FOO:$HOME", .env = (const char *[]){"FOO=bar", NULL}};
+    struct sbx_exec_req req = {.shell = "echo $FOO:$HOME",
+                               .env = (const char *[]){"FOO=bar", NULL}};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
     struct ab_err err;
@@ -441,16 +444,16 @@ static void iso_timeout(void)
     fx_done(&f);
 }
 
-#define BOTH_MODES(fn)                                                                         \
-    static void fn##_plain(void)                                                              \
-    {                                                                                          \
-        g_userns = "auto";                                                                     \
-        fn();                                                                                  \
-    }                                                                                          \
-    static void fn##_userns(void)                                                             \
-    {                                                                                          \
-        g_userns = "always";                                                                   \
-        fn();                                                                                  \
+#define BOTH_MODES(fn)                                                                             \
+    static void fn##_plain(void)                                                                   \
+    {                                                                                              \
+        g_userns = "auto";                                                                         \
+        fn();                                                                                      \
+    }                                                                                              \
+    static void fn##_userns(void)                                                                  \
+    {                                                                                              \
+        g_userns = "always";                                                                       \
+        fn();                                                                                      \
     }
 
 BOTH_MODES(iso_pid_namespace)
@@ -550,9 +553,8 @@ static void t_exec_streaming_and_cap(void)
     ab_err_clear(&err);
     struct chunks c = {0};
     buf_init(&c.all, 1 << 20);
-    struct sbx_exec_req req = {.shell = "echo one; sleep 0.3; echo two",
-                               .on_output = on_chunk,
-                               .on_output_arg = &c};
+    struct sbx_exec_req req = {
+        .shell = "echo one; sleep 0.3; echo two", .on_output = on_chunk, .on_output_arg = &c};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
     T_OK(f.p->ops->exec(f.p, h, &req, &res, &err));
@@ -858,8 +860,8 @@ static void t_walk_and_search(void)
     T_OK(p->ops->walk(p, h, &wr, &ents, &n, &trunc, &err));
     T_ASSERT(!trunc);
     qsort(ents, n, sizeof(*ents), cmp_walk);
-    const char *want[] = {".git", "src", "src/bin.dat", "src/etc-link", "src/lib",
-                          "src/lib/x.txt", "src/main.c"};
+    const char *want[] = {".git",    "src",           "src/bin.dat", "src/etc-link",
+                          "src/lib", "src/lib/x.txt", "src/main.c"};
     T_EQ_INT(n, AB_ARRAY_LEN(want));
     for (size_t i = 0; i < n; i++)
         T_EQ_STR(ents[i].relpath, want[i]);
@@ -883,8 +885,7 @@ static void t_walk_and_search(void)
     /* search: CR stripped, binary skipped, missing files skipped, order kept */
     const char *paths[] = {"/workspace/src/lib/x.txt", "/workspace/src/bin.dat",
                            "/workspace/missing", "/workspace/.git/objects/o"};
-    struct sbx_search_req sr = {.paths = paths, .npaths = 4, .literal = "needle",
-                                .literal_len = 6};
+    struct sbx_search_req sr = {.paths = paths, .npaths = 4, .literal = "needle", .literal_len = 6};
     struct sbx_match *m;
     T_OK(p->ops->search(p, h, &sr, &m, &n, &trunc, &err));
     T_EQ_INT(n, 3);
@@ -905,8 +906,9 @@ static void t_walk_and_search(void)
     T_ASSERT(trunc);
     sbx_matches_free(m, n);
     /* a line longer than the helper's 1 MiB window, and a match across its boundary */
-    free(sh(&f, h, "cd /workspace && (head -c 1048570 /dev/zero | tr '\\0' a; printf 'needle'; "
-                   "head -c 2000000 /dev/zero | tr '\\0' b; printf '\\nshort needle\\n') > long.txt"));
+    free(sh(&f, h,
+            "cd /workspace && (head -c 1048570 /dev/zero | tr '\\0' a; printf 'needle'; "
+            "head -c 2000000 /dev/zero | tr '\\0' b; printf '\\nshort needle\\n') > long.txt"));
     const char *lp[] = {"/workspace/long.txt"};
     struct sbx_search_req sr2 = {.paths = lp, .npaths = 1, .literal = "needle", .literal_len = 6};
     T_OK(p->ops->search(p, h, &sr2, &m, &n, &trunc, &err));

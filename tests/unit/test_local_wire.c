@@ -147,7 +147,9 @@ static void t_descriptor_stuffing(void)
         char buf[CMSG_SPACE(sizeof(fds))];
         struct cmsghdr align;
     } ctl;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctl.buf,
                          .msg_controllen = sizeof(ctl.buf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
@@ -179,8 +181,8 @@ static void t_deadlines_and_cancel(void)
     unsigned char *frame = calloc(1, LCL_HDR + LCL_FRAME_MAX);
     ab_status rc = AB_OK;
     for (int i = 0; i < 10000 && rc == AB_OK; i++)
-        rc = lcl__send_wait(sv[0], frame, LCL_HDR + LCL_FRAME_MAX, NULL, 0, ab_mono_ms() + 50,
-                            &err);
+        rc =
+            lcl__send_wait(sv[0], frame, LCL_HDR + LCL_FRAME_MAX, NULL, 0, ab_mono_ms() + 50, &err);
     T_EQ_INT(rc, AB_TIMEOUT);
     free(frame);
     /* a peer that went away */
@@ -213,8 +215,8 @@ static void t_setup_roundtrip(void)
     struct buf b;
     buf_init(&b, 0);
     T_OK(lcl__setup_encode(&s, &b));
-    struct lcl_frame f = {.type = LCL_Z_SPAWN, .payload = (unsigned char *)b.data + LCL_HDR,
-                          .len = b.len - LCL_HDR};
+    struct lcl_frame f = {
+        .type = LCL_Z_SPAWN, .payload = (unsigned char *)b.data + LCL_HDR, .len = b.len - LCL_HDR};
     T_OK(lcl__setup_decode(&d, &f));
     T_EQ_INT(d.clone_flags, s.clone_flags);
     T_EQ_STR(d.cgroup_procs[1], cg[1]);

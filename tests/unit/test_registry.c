@@ -91,8 +91,8 @@ static ab_status fake_create(struct sbx_provider *p, const struct sbx_create_req
     else
         f->anon_creates++;
     int delay = f->create_delay_ms;
-    bool gated = (name && f->gate_name && strcmp(name, f->gate_name) == 0) ||
-                 (!name && f->gate_anon);
+    bool gated =
+        (name && f->gate_name && strcmp(name, f->gate_name) == 0) || (!name && f->gate_anon);
     if (gated) {
         f->in_gate = true;
         pthread_cond_broadcast(&f->cond);
@@ -566,8 +566,8 @@ static void t_ttl_reaping(void)
 static void t_reaper_thread(void)
 {
     struct fake *f = fake_new();
-    struct sbx_registry_opts o = {.provider = &f->base, .idle_ttl_s = 10, .reap_interval_s = 1,
-                                  .wall_ms = test_clock};
+    struct sbx_registry_opts o = {
+        .provider = &f->base, .idle_ttl_s = 10, .reap_interval_s = 1, .wall_ms = test_clock};
     struct sbx_registry *reg;
     struct ab_err err;
     ab_err_clear(&err);
@@ -739,8 +739,8 @@ static void t_warm_pool(void)
 static void t_key_resolution(void)
 {
     const char *v;
-    struct sbx_key_inputs in = {.sandbox_id = "ab-x", .meta_thread_id = "m",
-                                .header_thread_id = "h", .session_id = "s"};
+    struct sbx_key_inputs in = {
+        .sandbox_id = "ab-x", .meta_thread_id = "m", .header_thread_id = "h", .session_id = "s"};
     T_EQ_INT(sbx_resolve_key(&in, &v), SBX_KEY_SANDBOX_ID);
     T_EQ_STR(v, "ab-x");
     in.sandbox_id = "";

@@ -31,8 +31,8 @@ static void server_start(struct server *s, const char *dir, int64_t pool)
     sbx_local_set_helper_binary(bin);
     if (sbx_local_new(&s->cfg, &s->p, &err))
         T_FAIL("sbx_local_new: %s", err.msg);
-    struct sbx_registry_opts o = {.provider = s->p, .idle_ttl_s = 3600, .pool_size = pool,
-                                  .create_timeout_s = 30};
+    struct sbx_registry_opts o = {
+        .provider = s->p, .idle_ttl_s = 3600, .pool_size = pool, .create_timeout_s = 30};
     if (sbx_registry_new(&o, &s->reg, &err))
         T_FAIL("registry: %s", err.msg);
 }

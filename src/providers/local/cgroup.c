@@ -164,7 +164,8 @@ static char *own_dir(const struct mnt *m, const char *path)
     return ab_asprintf("%s%s", m->point, rel);
 }
 
-static void note_add(struct lcl_cg_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_add(struct lcl_cg_env *env, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void note_add(struct lcl_cg_env *env, const char *fmt, ...)
 {
@@ -327,8 +328,7 @@ void lcl__cg_destroy(const struct lcl_cg_env *env, struct lcl_cgroup *cg)
 }
 
 ab_status lcl__cg_create(const struct lcl_cg_env *env, const char *id,
-                         const struct lcl_cg_limits *lim, struct lcl_cgroup *cg,
-                         struct ab_err *err)
+                         const struct lcl_cg_limits *lim, struct lcl_cgroup *cg, struct ab_err *err)
 {
     memset(cg, 0, sizeof(*cg));
     if (env->mode == LCL_CG_NONE)
@@ -421,9 +421,10 @@ json_t *lcl__cg_status(const struct lcl_cg_env *env, const struct lcl_cgroup *cg
     json_t *o = json_object();
     if (!o)
         return NULL;
-    json_object_set_new(o, "cgroup", json_string(env->mode == LCL_CG_V2   ? "v2"
-                                                 : env->mode == LCL_CG_V1 ? "v1"
-                                                                          : "none"));
+    json_object_set_new(o, "cgroup",
+                        json_string(env->mode == LCL_CG_V2   ? "v2"
+                                    : env->mode == LCL_CG_V1 ? "v1"
+                                                             : "none"));
     if (env->note[0])
         json_object_set_new(o, "cgroup_note", json_string(env->note));
     bool v2 = env->mode == LCL_CG_V2;
@@ -486,8 +487,8 @@ void lcl__cg_sweep_tag(const struct lcl_cg_env *env, const char *tag)
         if (!slash)
             continue;
         char path[4096];
-        snprintf(path, sizeof(path), "%.*s/agentbox-%s", (int)(slash - env->base[c]),
-                 env->base[c], tag);
+        snprintf(path, sizeof(path), "%.*s/agentbox-%s", (int)(slash - env->base[c]), env->base[c],
+                 tag);
         remove_cgroup_tree(path);
     }
 }

@@ -179,8 +179,7 @@ void lcl__explain(struct lcl_diagnosis *d, const char *step, int errnum, bool us
         }
     }
     if (!cause) {
-        snprintf(cause_buf, sizeof(cause_buf),
-                 "the kernel refused (%s)%s", strerror(errnum),
+        snprintf(cause_buf, sizeof(cause_buf), "the kernel refused (%s)%s", strerror(errnum),
                  under_seccomp() ? "; note this process runs under a seccomp filter" : "");
         cause = cause_buf;
         snprintf(remedy_buf, sizeof(remedy_buf),

@@ -255,10 +255,12 @@ static int mount_tmpfs(struct setup_err *se, const char *dst, const char *what, 
 /* /etc entries bound from the host when present (the rest of /etc stays hidden: it may
  * hold secrets such as /etc/shadow or service credentials). */
 static const char *const etc_binds[] = {
-    "alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "pki", "ld.so.cache",
-    "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "protocols", "services",
-    "mime.types", "os-release", "debian_version", "gai.conf", "bash.bashrc", "profile",
-    "inputrc", "perl", "gitconfig", "magic", "mailcap",
+    "alternatives", "ssl",         "ca-certificates", "ca-certificates.conf",
+    "pki",          "ld.so.cache", "ld.so.conf",      "ld.so.conf.d",
+    "localtime",    "timezone",    "protocols",       "services",
+    "mime.types",   "os-release",  "debian_version",  "gai.conf",
+    "bash.bashrc",  "profile",     "inputrc",         "perl",
+    "gitconfig",    "magic",       "mailcap",
 };
 
 static int setup_etc(struct setup_err *se, const struct lcl_setup *s, const char *resolv)
@@ -328,12 +330,11 @@ static int setup_dev(struct setup_err *se, const struct lcl_setup *s)
     if (mount("devpts", NEW "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
               "newinstance,ptmxmode=0666,mode=620") < 0)
         return fail(se, errno, "mount devpts on /dev/pts");
-    if (mount_tmpfs(se, NEW "/dev/shm", "/dev/shm", s->shm_bytes, "1777", MS_NOSUID | MS_NODEV) <
-        0)
+    if (mount_tmpfs(se, NEW "/dev/shm", "/dev/shm", s->shm_bytes, "1777", MS_NOSUID | MS_NODEV) < 0)
         return -1;
     static const char *const links[][2] = {
-        {"pts/ptmx", NEW "/dev/ptmx"},         {"/proc/self/fd", NEW "/dev/fd"},
-        {"/proc/self/fd/0", NEW "/dev/stdin"}, {"/proc/self/fd/1", NEW "/dev/stdout"},
+        {"pts/ptmx", NEW "/dev/ptmx"},          {"/proc/self/fd", NEW "/dev/fd"},
+        {"/proc/self/fd/0", NEW "/dev/stdin"},  {"/proc/self/fd/1", NEW "/dev/stdout"},
         {"/proc/self/fd/2", NEW "/dev/stderr"},
     };
     for (size_t i = 0; i < AB_ARRAY_LEN(links); i++)
@@ -370,8 +371,8 @@ static int setup_fs(struct setup_err *se, const struct lcl_setup *s)
     /* The new root: small, and made read-only once populated. */
     if (mount_tmpfs(se, NEW, "/", 4 * 1024 * 1024, "0755", MS_NOSUID | MS_NODEV) < 0)
         return -1;
-    static const char *const sys[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                      "/libx32"};
+    static const char *const sys[] = {"/usr",   "/bin",   "/sbin",  "/lib",
+                                      "/lib32", "/lib64", "/libx32"};
     for (size_t i = 0; i < AB_ARRAY_LEN(sys); i++)
         if (mirror_ro(se, sys[i]) < 0)
             return -1;
@@ -427,8 +428,7 @@ static int setup_fs(struct setup_err *se, const struct lcl_setup *s)
         return fail(se, errno, "detach the host root");
     if (chdir("/") < 0)
         return fail(se, errno, "chdir /");
-    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
-        0)
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return fail(se, errno, "make / read-only");
     if (chdir(s->workspace) < 0)
         return fail(se, errno, "chdir %s", s->workspace);
@@ -594,7 +594,8 @@ void lcl__helper_run(const struct lcl_setup *s, int ctl, const struct sock_fprog
     if (drop_privileges(&se, s) < 0)
         goto failed;
     signal(SIGXFSZ, SIG_IGN); /* a full file gives EFBIG to the helper, never a signal */
-    if ((s->nofile > 0 && set_limit(&se, RLIMIT_NOFILE, "RLIMIT_NOFILE", (uint64_t)s->nofile) < 0) ||
+    if ((s->nofile > 0 &&
+         set_limit(&se, RLIMIT_NOFILE, "RLIMIT_NOFILE", (uint64_t)s->nofile) < 0) ||
         (s->fsize > 0 && set_limit(&se, RLIMIT_FSIZE, "RLIMIT_FSIZE", s->fsize) < 0) ||
         (s->nproc > 0 && set_limit(&se, RLIMIT_NPROC, "RLIMIT_NPROC", (uint64_t)s->nproc) < 0) ||
         set_limit(&se, RLIMIT_CORE, "RLIMIT_CORE", 0) < 0)
@@ -609,8 +610,7 @@ void lcl__helper_run(const struct lcl_setup *s, int ctl, const struct sock_fprog
         fail(&se, errno, "clear dumpable");
         goto failed;
     }
-    if (s->seccomp && filter->len &&
-        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter) < 0) {
+    if (s->seccomp && filter->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter) < 0) {
         fail(&se, errno, "install the seccomp filter");
         goto failed;
     }

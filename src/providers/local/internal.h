@@ -35,27 +35,27 @@
 #include "base/status.h"
 #include "core/sandbox.h"
 
-#define LCL_WIRE_VERSION 1u
-#define LCL_HDR 8u
-#define LCL_FRAME_MAX (64u * 1024u)       /* payload bytes per frame */
-#define LCL_STR_MAX 4096u                 /* paths */
-#define LCL_ARG_MAX (128u * 1024)         /* one argv/env entry: MAX_ARG_STRLEN, execve(2) */
-#define LCL_REQ_MAX (4u * 1024 * 1024)    /* a whole request (CONT frames included) */
-#define LCL_MAX_ARGS 4096u                /* argv / env entries per exec */
+#define LCL_WIRE_VERSION    1u
+#define LCL_HDR             8u
+#define LCL_FRAME_MAX       (64u * 1024u)      /* payload bytes per frame */
+#define LCL_STR_MAX         4096u              /* paths */
+#define LCL_ARG_MAX         (128u * 1024)      /* one argv/env entry: MAX_ARG_STRLEN, execve(2) */
+#define LCL_REQ_MAX         (4u * 1024 * 1024) /* a whole request (CONT frames included) */
+#define LCL_MAX_ARGS        4096u              /* argv / env entries per exec */
 #define LCL_SEARCH_FILE_MAX (64u * 1024 * 1024)
-#define LCL_MATCH_TEXT_MAX (16u * 1024)   /* a matched line is cut here */
-#define LCL_MAX_PATHS 100000u             /* files per search request */
-#define LCL_STDIN_MAX (64u * 1024 * 1024)
-#define LCL_MAX_FDS 4
+#define LCL_MATCH_TEXT_MAX  (16u * 1024) /* a matched line is cut here */
+#define LCL_MAX_PATHS       100000u      /* files per search request */
+#define LCL_STDIN_MAX       (64u * 1024 * 1024)
+#define LCL_MAX_FDS         4
 
 enum lcl_msg {
     /* spawner */
-    LCL_Z_HELLO = 1,   /* spawner -> server: u32 version */
-    LCL_Z_SPAWN,       /* server -> spawner: spawn request; fds: the helper's socket */
-    LCL_Z_SPAWNED,     /* spawner -> server: i32 pid; fds: pidfd (when the kernel has one) */
-    LCL_Z_PROBE,       /* server -> spawner: u32 clone flags; try them one by one */
-    LCL_Z_PROBED,      /* spawner -> server: u32 n, then n x {u32 flag, i32 errno} */
-    LCL_Z_ERROR,       /* spawner -> server: str step, i32 errno */
+    LCL_Z_HELLO = 1, /* spawner -> server: u32 version */
+    LCL_Z_SPAWN,     /* server -> spawner: spawn request; fds: the helper's socket */
+    LCL_Z_SPAWNED,   /* spawner -> server: i32 pid; fds: pidfd (when the kernel has one) */
+    LCL_Z_PROBE,     /* server -> spawner: u32 clone flags; try them one by one */
+    LCL_Z_PROBED,    /* spawner -> server: u32 n, then n x {u32 flag, i32 errno} */
+    LCL_Z_ERROR,     /* spawner -> server: str step, i32 errno */
 
     /* helper control channel */
     LCL_H_READY = 16,  /* helper -> server: u32 version, i64 nofile, i64 nproc, i64 fsize */
@@ -81,10 +81,10 @@ enum lcl_msg {
     LCL_RSP_DATA,        /* bytes of a file */
     LCL_RSP_END,         /* u64 total bytes / u8 truncated: end of a stream */
     LCL_RSP_OK,
-    LCL_RSP_ERROR,       /* u32 ab_status, i32 errno, str message */
-    LCL_RSP_STAT,        /* stat record */
-    LCL_RSP_ENTRIES,     /* u32 n, n x {str name, stat record} (list_dir, walk) */
-    LCL_RSP_MATCHES,     /* u32 n, n x {u32 path index, i64 line, bytes text} */
+    LCL_RSP_ERROR,   /* u32 ab_status, i32 errno, str message */
+    LCL_RSP_STAT,    /* stat record */
+    LCL_RSP_ENTRIES, /* u32 n, n x {str name, stat record} (list_dir, walk) */
+    LCL_RSP_MATCHES, /* u32 n, n x {u32 path index, i64 line, bytes text} */
 };
 
 /* LCL_RSP_EXIT flags */
@@ -138,7 +138,7 @@ struct lcl_frame {
     uint32_t type;
     const unsigned char *payload; /* points into the receive buffer */
     size_t len;
-    int fds[LCL_MAX_FDS];         /* received descriptors (O_CLOEXEC); -1 when unused */
+    int fds[LCL_MAX_FDS]; /* received descriptors (O_CLOEXEC); -1 when unused */
     size_t nfds;
 };
 
@@ -164,23 +164,23 @@ ab_status lcl__wr_error(struct buf *b, ab_status code, int errnum, const char *f
 /* ---- the sandbox setup the server asks for (spawner.c, helper.c) ---- */
 
 struct lcl_setup {
-    uint32_t clone_flags;   /* CLONE_NEW* (without CLONE_NEWCGROUP: the helper unshares it) */
-    bool userns;            /* clone_flags has CLONE_NEWUSER */
-    char *uid_map;          /* written by the spawner when userns */
+    uint32_t clone_flags; /* CLONE_NEW* (without CLONE_NEWCGROUP: the helper unshares it) */
+    bool userns;          /* clone_flags has CLONE_NEWUSER */
+    char *uid_map;        /* written by the spawner when userns */
     char *gid_map;
-    bool deny_setgroups;    /* unprivileged userns: "deny" must precede gid_map */
-    char **cgroup_procs;    /* cgroup.procs files to put the helper into */
+    bool deny_setgroups; /* unprivileged userns: "deny" must precede gid_map */
+    char **cgroup_procs; /* cgroup.procs files to put the helper into */
     size_t ncgroup;
 
-    uint32_t uid, gid;      /* the sandbox user (inside) */
-    char *workspace;        /* inside path, e.g. /workspace */
-    char *workspace_host;   /* the directory bound there, as a host path */
-    bool net_host;          /* share the host network namespace */
+    uint32_t uid, gid;    /* the sandbox user (inside) */
+    char *workspace;      /* inside path, e.g. /workspace */
+    char *workspace_host; /* the directory bound there, as a host path */
+    bool net_host;        /* share the host network namespace */
     bool seccomp;
     uint64_t tmp_bytes, shm_bytes;
     int64_t nofile, nproc, cpu_seconds;
     uint64_t fsize;
-    char **ro_binds;        /* extra host directories, bound read-only at the same path */
+    char **ro_binds; /* extra host directories, bound read-only at the same path */
     size_t nbinds;
 };
 
@@ -250,8 +250,7 @@ ab_status lcl__cg_create(const struct lcl_cg_env *env, const char *id,
                          const struct lcl_cg_limits *lim, struct lcl_cgroup *cg,
                          struct ab_err *err);
 /* The cgroup.procs files a new helper is written to (borrowed strings, new array). */
-char **lcl__cg_procs_files(const struct lcl_cg_env *env, const struct lcl_cgroup *cg,
-                           size_t *n);
+char **lcl__cg_procs_files(const struct lcl_cg_env *env, const struct lcl_cgroup *cg, size_t *n);
 /* Remove (retrying briefly while the last tasks are reaped) and free. */
 void lcl__cg_destroy(const struct lcl_cg_env *env, struct lcl_cgroup *cg);
 /* Effective limits and usage as JSON (returns new). */

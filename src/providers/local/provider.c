@@ -54,21 +54,21 @@
 #include "base/util.h"
 #include "providers/local/internal.h"
 
-#define IDLE_CHANNELS 4
-#define META_MAX (1u << 20)
-#define OP_TIMEOUT_MS 60000     /* file operations: generous, but never forever */
-#define EXEC_GRACE_MS 10000     /* after the command's own timeout */
+#define IDLE_CHANNELS   4
+#define META_MAX        (1u << 20)
+#define OP_TIMEOUT_MS   60000 /* file operations: generous, but never forever */
+#define EXEC_GRACE_MS   10000 /* after the command's own timeout */
 #define CANCEL_GRACE_MS 10000
-#define LISTDIR_MAX 200000u
-#define WALK_MAX 1000000u
-#define LIST_DEFAULT 100u
-#define LIST_MAX 1000u
-#define STOP_WAIT_MS 3000
+#define LISTDIR_MAX     200000u
+#define WALK_MAX        1000000u
+#define LIST_DEFAULT    100u
+#define LIST_MAX        1000u
+#define STOP_WAIT_MS    3000
 
 struct helper {
-    int refs;        /* the handle's own reference + one per operation in flight */
+    int refs; /* the handle's own reference + one per operation in flight */
     pid_t pid;
-    int pidfd;       /* -1 on kernels without pidfds */
+    int pidfd; /* -1 on kernels without pidfds */
     int ctl;
     int idle[IDLE_CHANNELS];
     size_t nidle;
@@ -89,23 +89,23 @@ struct local_provider {
     struct sbx_provider base;
     char *state_dir, *sbx_dir, *servers_dir, *inst_dir, *pool_dir, *staging_dir, *trash_dir;
     char *workspace;
-    uint32_t uid, gid;             /* the sandbox user, inside */
-    uid_t owner_uid;               /* owner of workspace directories on the host */
+    uint32_t uid, gid; /* the sandbox user, inside */
+    uid_t owner_uid;   /* owner of workspace directories on the host */
     gid_t owner_gid;
     bool chown_workspace;
-    mode_t dir_mode;               /* of the directories above a workspace */
+    mode_t dir_mode; /* of the directories above a workspace */
     bool userns, net_host, seccomp, recreate;
     struct cfg_limits limits;
     uint64_t shm_bytes;
     uint64_t default_output_cap;
     int64_t create_timeout_ms;
-    int lock_fd;                   /* flock on servers/<instance>/lock, for our lifetime */
+    int lock_fd; /* flock on servers/<instance>/lock, for our lifetime */
     char instance[13];
     struct lcl_spawner *spawner;
     struct lcl_flusher *flusher;
     struct lcl_cg_env cg;
-    struct lcl_setup tmpl;         /* the parts of a spawn request common to all sandboxes */
-    pthread_mutex_t lock;          /* the index */
+    struct lcl_setup tmpl; /* the parts of a spawn request common to all sandboxes */
+    pthread_mutex_t lock;  /* the index */
     struct index_entry *idx;
     size_t nidx, capidx;
 };
@@ -113,9 +113,9 @@ struct local_provider {
 struct sbx_handle {
     struct local_provider *lp;
     pthread_mutex_t lock;
-    char *id;        /* the sandbox name, or "pool-<hex>" while anonymous */
+    char *id; /* the sandbox name, or "pool-<hex>" while anonymous */
     char *dir;
-    int dir_lock;    /* the sandbox directory, flock()ed: no other server may run it */
+    int dir_lock; /* the sandbox directory, flock()ed: no other server may run it */
     bool anonymous;
     struct helper *helper;
     bool died;
@@ -478,8 +478,8 @@ static ab_status chan_open(struct helper *hp, int *out, struct ab_err *err)
     unsigned char hdr[LCL_HDR] = {0};
     uint32_t type = LCL_H_NEW_CHANNEL;
     memcpy(hdr, &type, 4);
-    ab_status rc = lcl__send_wait(hp->ctl, hdr, sizeof(hdr), &sv[1], 1,
-                                  ab_mono_ms() + OP_TIMEOUT_MS, err);
+    ab_status rc =
+        lcl__send_wait(hp->ctl, hdr, sizeof(hdr), &sv[1], 1, ab_mono_ms() + OP_TIMEOUT_MS, err);
     close(sv[1]);
     if (rc) {
         close(sv[0]);
@@ -1020,13 +1020,14 @@ static ab_status local_status(struct sbx_provider *p, struct sbx_handle *h, json
         json_object_set_new(lim, "memory_bytes",
                             json_limit(lp->cg.mode ? (int64_t)lp->limits.memory_bytes : 0));
         json_object_set_new(lim, "pids", json_limit(lp->cg.mode ? lp->limits.pids : 0));
-        json_object_set_new(lim, "cpus", lp->cg.mode && lp->limits.cpus > 0
-                                             ? json_real(lp->limits.cpus)
-                                             : json_null());
+        json_object_set_new(lim, "cpus",
+                            lp->cg.mode && lp->limits.cpus > 0 ? json_real(lp->limits.cpus)
+                                                               : json_null());
     }
     json_object_set_new(lim, "nofile", json_limit(hp ? hp->nofile : lp->tmpl.nofile));
     json_object_set_new(lim, "nproc_rlimit", json_limit(hp ? hp->nproc : lp->tmpl.nproc));
-    json_object_set_new(lim, "file_size_bytes", json_limit(hp ? hp->fsize : (int64_t)lp->tmpl.fsize));
+    json_object_set_new(lim, "file_size_bytes",
+                        json_limit(hp ? hp->fsize : (int64_t)lp->tmpl.fsize));
     json_object_set_new(lim, "cpu_seconds_per_command", json_limit(lp->limits.cpu_seconds));
     json_object_set_new(lim, "tmp_bytes", json_limit((int64_t)lp->limits.tmp_bytes));
     json_object_set_new(lim, "shm_bytes", json_limit((int64_t)lp->shm_bytes));
@@ -1144,7 +1145,8 @@ static ab_status encode_exec(const struct sbx_exec_req *req, size_t cap, struct 
             if (strlen(req->argv[i]) > LCL_ARG_MAX)
                 return ab_err_set(err, AB_LIMIT,
                                   "exec: argument %u is longer than 128 KiB (the kernel's "
-                                  "limit for one argument)", i);
+                                  "limit for one argument)",
+                                  i);
             rc = lcl__wr_str(pl, req->argv[i]);
         }
     } else {
@@ -1225,8 +1227,7 @@ static ab_status local_exec(struct sbx_provider *p, struct sbx_handle *h,
             unsigned char hdr[LCL_HDR] = {0};
             uint32_t type = LCL_REQ_CANCEL;
             memcpy(hdr, &type, 4);
-            rc = lcl__send_wait(fd, hdr, sizeof(hdr), NULL, 0, ab_mono_ms() + CANCEL_GRACE_MS,
-                                err);
+            rc = lcl__send_wait(fd, hdr, sizeof(hdr), NULL, 0, ab_mono_ms() + CANCEL_GRACE_MS, err);
             if (rc) {
                 broken = true;
                 break;
@@ -1280,8 +1281,8 @@ static ab_status local_exec(struct sbx_provider *p, struct sbx_handle *h,
             res->exit_code = code;
             res->timed_out = flags & LCL_EXIT_TIMED_OUT;
             res->cancelled = res->cancelled || (flags & LCL_EXIT_CANCELLED);
-            res->truncated = res->truncated || (flags & LCL_EXIT_TRUNCATED) ||
-                             total > res->output.len;
+            res->truncated =
+                res->truncated || (flags & LCL_EXIT_TRUNCATED) || total > res->output.len;
             clean = true;
             break;
         } else if (f.type == LCL_RSP_ERROR) {
@@ -1583,8 +1584,8 @@ static ab_status local_walk(struct sbx_provider *p, struct sbx_handle *h,
     ab_status rc = check_path(req->root, err);
     if (rc)
         return rc;
-    uint32_t max = req->max_entries && req->max_entries < WALK_MAX ? (uint32_t)req->max_entries
-                                                                   : WALK_MAX;
+    uint32_t max =
+        req->max_entries && req->max_entries < WALK_MAX ? (uint32_t)req->max_entries : WALK_MAX;
     int64_t budget = 0;
     if (req->deadline_ms) {
         budget = req->deadline_ms - ab_mono_ms();
@@ -1691,8 +1692,7 @@ static ab_status local_search(struct sbx_provider *p, struct sbx_handle *h,
     /* Paths go in batches that fit one request; matches accumulate across batches. */
     size_t next = 0;
     while (!rc && next < req->npaths && !c.truncated) {
-        if ((req->deadline_ms && ab_mono_ms() > req->deadline_ms) ||
-            ab_cancel_fired(req->cancel)) {
+        if ((req->deadline_ms && ab_mono_ms() > req->deadline_ms) || ab_cancel_fired(req->cancel)) {
             c.truncated = true;
             break;
         }
@@ -1718,9 +1718,8 @@ static ab_status local_search(struct sbx_provider *p, struct sbx_handle *h,
                 budget = 1;
         }
         buf_reset(&pl);
-        uint32_t left = req->max_matches ? (uint32_t)AB_MIN(req->max_matches - c.n,
-                                                            (size_t)UINT32_MAX)
-                                         : 0;
+        uint32_t left =
+            req->max_matches ? (uint32_t)AB_MIN(req->max_matches - c.n, (size_t)UINT32_MAX) : 0;
         rc = lcl__wr_bytes(&pl, req->literal, req->literal_len);
         rc = rc ? rc : lcl__wr_u32(&pl, left);
         rc = rc ? rc : lcl__wr_i64(&pl, budget);
@@ -1817,11 +1816,11 @@ static ab_status preflight(struct local_provider *lp, struct ab_err *err)
         uint32_t flags[8];
         int errnos[8];
         size_t np = 0;
-        if (lcl__spawner_probe(lp->spawner, lp->tmpl.clone_flags | CLONE_NEWCGROUP, flags,
-                               errnos, 8, &np, NULL) != AB_OK)
+        if (lcl__spawner_probe(lp->spawner, lp->tmpl.clone_flags | CLONE_NEWCGROUP, flags, errnos,
+                               8, &np, NULL) != AB_OK)
             np = 0;
-        return lcl__diagnose(err, "clone", sf.errnum ? sf.errnum : EPERM, lp->userns, flags,
-                             errnos, np);
+        return lcl__diagnose(err, "clone", sf.errnum ? sf.errnum : EPERM, lp->userns, flags, errnos,
+                             np);
     }
     if (sf.step[0])
         return lcl__diagnose(err, sf.step, sf.errnum, lp->userns, NULL, NULL, 0);
@@ -1841,7 +1840,7 @@ static bool path_is_under(const char *path, const char *dir)
 
 static ab_status check_workspace_path(const char *ws, struct ab_err *err)
 {
-    static const char *const reserved[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+    static const char *const reserved[] = {"/usr",    "/bin", "/sbin", "/lib", "/lib32", "/lib64",
                                            "/libx32", "/etc", "/proc", "/dev", "/tmp"};
     if (!ws || ws[0] != '/' || strlen(ws) > 255 || strstr(ws, "//") || strstr(ws, "/./") ||
         strstr(ws, "/../") || ab_ends_with(ws, "/") || ab_ends_with(ws, "/.") ||
@@ -1880,8 +1879,8 @@ static bool load_one(struct local_provider *lp, const char *name, struct sbx_inf
         struct stat st;
         if (ws && lstat(ws, &st) < 0 && errno == ENOENT) {
             AB_LOG_WARN("local.state.workspace_missing", "dir=%s", dir);
-            if (mkdir(ws, 0700) == 0 && lp->chown_workspace && chown(ws, lp->owner_uid,
-                                                                     lp->owner_gid) < 0)
+            if (mkdir(ws, 0700) == 0 && lp->chown_workspace &&
+                chown(ws, lp->owner_uid, lp->owner_gid) < 0)
                 AB_LOG_WARN("local.state.chown_failed", "dir=%s", ws);
         }
         free(ws);
@@ -2091,12 +2090,10 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
     lp->limits = lc->limits;
     lp->shm_bytes = lp->limits.tmp_bytes ? AB_MIN(lp->limits.tmp_bytes, (uint64_t)64 << 20)
                                          : (uint64_t)64 << 20;
-    lp->default_output_cap = cfg->tools.execute_max_output_bytes
-                                 ? cfg->tools.execute_max_output_bytes
-                                 : (1u << 20);
-    lp->create_timeout_ms = cfg->sandbox.create_timeout_s > 0
-                                ? cfg->sandbox.create_timeout_s * 1000
-                                : 120000;
+    lp->default_output_cap =
+        cfg->tools.execute_max_output_bytes ? cfg->tools.execute_max_output_bytes : (1u << 20);
+    lp->create_timeout_ms =
+        cfg->sandbox.create_timeout_s > 0 ? cfg->sandbox.create_timeout_s * 1000 : 120000;
     const char *uns = lc->user_namespace ? lc->user_namespace : "auto";
     bool root = geteuid() == 0;
     lp->userns = strcmp(uns, "always") == 0 || (strcmp(uns, "auto") == 0 && !root);
@@ -2245,7 +2242,9 @@ ab_status sbx_local_new(const struct config *cfg, struct sbx_provider **out, str
     AB_LOG_INFO("local.ready",
                 "state_dir=%s sandboxes=%zu user_namespace=%s network=%s cgroup=%s seccomp=%s",
                 real, lp->nidx, lp->userns ? "yes" : "no", lp->net_host ? "host" : "none",
-                lp->cg.mode == LCL_CG_V2 ? "v2" : lp->cg.mode == LCL_CG_V1 ? "v1" : "none",
+                lp->cg.mode == LCL_CG_V2   ? "v2"
+                : lp->cg.mode == LCL_CG_V1 ? "v1"
+                                           : "none",
                 lp->seccomp ? "on" : "off");
     free(binary);
     *out = &lp->base;

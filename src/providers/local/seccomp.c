@@ -29,6 +29,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Grouped by kind, several per line. */
+/* clang-format off */
 static const char *const denied[] = {
     /* namespaces and mounts */
     "unshare", "setns", "mount", "umount", "umount2", "pivot_root", "chroot", "mount_setattr",
@@ -45,9 +47,10 @@ static const char *const denied[] = {
     "sethostname", "setdomainname", "vm86", "vm86old", "create_module", "get_kernel_syms",
     "query_module", "sysfs", "_sysctl", "ustat",
 };
+/* clang-format on */
 
-static const uint64_t ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,     CLONE_NEWPID,
-                                    CLONE_NEWNET,  CLONE_NEWIPC,    CLONE_NEWUTS,
+static const uint64_t ns_flags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLONE_NEWPID,
+                                    CLONE_NEWNET,    CLONE_NEWIPC, CLONE_NEWUTS,
                                     CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */};
 
 ab_status lcl__seccomp_compile(struct sock_fprog *out, struct ab_err *err)
@@ -101,8 +104,7 @@ ab_status lcl__seccomp_compile(struct sock_fprog *out, struct ab_err *err)
     off_t size = lseek(mfd, 0, SEEK_END);
     if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
         size / (off_t)sizeof(struct sock_filter) > 4096) {
-        rc = ab_err_set(err, AB_INTERNAL, "unexpected seccomp program size %lld",
-                        (long long)size);
+        rc = ab_err_set(err, AB_INTERNAL, "unexpected seccomp program size %lld", (long long)size);
         goto out;
     }
     struct sock_filter *prog = malloc((size_t)size);

@@ -47,15 +47,15 @@
 
 #include "base/util.h"
 
-#define Q_HIGH (256u * 1024)
-#define Q_LOW (64u * 1024)
+#define Q_HIGH            (256u * 1024)
+#define Q_LOW             (64u * 1024)
 #define ALIVE_INTERVAL_MS 250
-#define ALIVE_CHUNK 4096u
-#define MAX_CHANNELS 256
-#define MAX_DRAINS 128
-#define FINAL_DRAIN_MAX (1u << 20)
-#define SCAN_BUF (1u << 20)
-#define READ_CHUNK (LCL_FRAME_MAX - 64)
+#define ALIVE_CHUNK       4096u
+#define MAX_CHANNELS      256
+#define MAX_DRAINS        128
+#define FINAL_DRAIN_MAX   (1u << 20)
+#define SCAN_BUF          (1u << 20)
+#define READ_CHUNK        (LCL_FRAME_MAX - 64)
 
 extern char **environ;
 
@@ -480,9 +480,8 @@ static void exec_spawn(struct chan *c, struct exec *x)
     if (pid < 0) {
         close_fd(&out[0]);
         close_fd(&in[1]);
-        reply_error(c, e == EAGAIN ? AB_LIMIT : AB_IO, e,
-                    "cannot start the command: %s%s", strerror(e),
-                    e == EAGAIN ? " (the sandbox's process limit is reached)" : "");
+        reply_error(c, e == EAGAIN ? AB_LIMIT : AB_IO, e, "cannot start the command: %s%s",
+                    strerror(e), e == EAGAIN ? " (the sandbox's process limit is reached)" : "");
         exec_free(x);
         c->st = C_IDLE;
         return;
@@ -714,8 +713,8 @@ static void start_exec(struct chan *c, const unsigned char *p, size_t len)
         goto drop;
     }
     if (stat(x->cwd, &st) < 0) {
-        reply_error(c, ab_status_from_errno(errno), errno,
-                    "working directory %s: %s", x->cwd, strerror(errno));
+        reply_error(c, ab_status_from_errno(errno), errno, "working directory %s: %s", x->cwd,
+                    strerror(errno));
         goto drop;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -887,8 +886,7 @@ static void start_write(struct chan *c, const unsigned char *p, size_t len)
                  strerror(e));
         write_fail(c, ab_status_from_errno(e), e, msg);
     } else {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-                      0644);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
             int e = errno;
@@ -972,7 +970,7 @@ struct walk {
     size_t qh, qn, qcap;
     DIR *cur;
     char *cur_rel;
-    size_t nin;   /* entries in the frame being packed (H.tx) */
+    size_t nin;    /* entries in the frame being packed (H.tx) */
     struct buf fr; /* the frame being packed */
 };
 
@@ -1102,17 +1100,16 @@ static void produce_walk(struct chan *c)
     struct walk *w = c->walk;
     for (;;) {
         if (!w->cur) {
-            if (w->qh == w->qn)
-                {
+            if (w->qh == w->qn) {
                 walk_finish(c, w);
                 return;
             }
             if (w->deadline && ab_mono_ms() > w->deadline) {
                 w->truncated = true;
                 {
-                walk_finish(c, w);
-                return;
-            }
+                    walk_finish(c, w);
+                    return;
+                }
             }
             free(w->cur_rel);
             w->cur_rel = w->q[w->qh++];
@@ -1133,9 +1130,9 @@ static void produce_walk(struct chan *c)
             if (w->max && w->count >= w->max) {
                 w->truncated = true;
                 {
-                walk_finish(c, w);
-                return;
-            }
+                    walk_finish(c, w);
+                    return;
+                }
             }
             struct sbx_stat st;
             if (stat_entry(dirfd(w->cur), name, &st) < 0)
@@ -1395,20 +1392,18 @@ static void start_search(struct chan *c, const unsigned char *p, size_t len)
 static void produce_search(struct chan *c)
 {
     struct search *s = c->search;
-    if (s->next >= s->npaths)
-        {
+    if (s->next >= s->npaths) {
         search_finish(c, s);
         return;
     }
     if (s->deadline && ab_mono_ms() > s->deadline) {
         s->truncated = true;
         {
-        search_finish(c, s);
-        return;
+            search_finish(c, s);
+            return;
+        }
     }
-    }
-    if (!search_file(c, s, s->next++))
-        {
+    if (!search_file(c, s, s->next++)) {
         search_finish(c, s);
         return;
     }

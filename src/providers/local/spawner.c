@@ -47,7 +47,7 @@
 #include "base/util.h"
 
 #define SPAWN_REPLY_TIMEOUT_MS 15000
-#define HELLO_TIMEOUT_MS 10000
+#define HELLO_TIMEOUT_MS       10000
 
 /* ------------------------------------------------------------------------------------------
  * clone without glibc's wrapper
@@ -74,8 +74,8 @@ static pid_t raw_clone(uint64_t flags, int *pidfd)
     *pidfd = -1;
     /* clone(2): on x86-64 and arm64 the third argument is parent_tid, where CLONE_PIDFD
      * stores the pidfd. */
-    long r2 = syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), NULL, pidfd,
-                      NULL, 0);
+    long r2 =
+        syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), NULL, pidfd, NULL, 0);
     if (r2 < 0 && errno == EINVAL) {
         *pidfd = -1;
         r2 = syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), NULL, NULL, NULL, 0);
@@ -216,7 +216,7 @@ fail:
     z_reply_error(z, step, e);
 }
 
-static const uint32_t probe_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID, CLONE_NEWNET,
+static const uint32_t probe_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
                                        CLONE_NEWIPC,  CLONE_NEWUTS, CLONE_NEWCGROUP};
 
 /* Try the user namespace alone, then each other namespace (with the user namespace when it
@@ -276,8 +276,7 @@ int sbx_local_helper_main(int argc, char **argv)
      * ran the internal subcommand by hand. */
     int type = 0;
     socklen_t tl = sizeof(type);
-    if (argc != 2 || getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-        type != SOCK_SEQPACKET) {
+    if (argc != 2 || getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_SEQPACKET) {
         fprintf(stderr, "agentbox: %s is internal to the local sandbox provider\n",
                 SBX_LOCAL_HELPER_ARG);
         return 2;
@@ -397,8 +396,7 @@ static ab_status spawner_start(struct lcl_spawner *z, struct ab_err *err)
     close(sv[1]);
     if (e) {
         close(sv[0]);
-        return ab_err_sys(err, AB_UNSUPPORTED, e, "cannot start the sandbox spawner %s",
-                          z->binary);
+        return ab_err_sys(err, AB_UNSUPPORTED, e, "cannot start the sandbox spawner %s", z->binary);
     }
     z->pid = pid;
     z->fd = sv[0];
@@ -481,8 +479,8 @@ static ab_status spawner_call(struct lcl_spawner *z, size_t len, const int *fds,
             rc = lcl__send_wait(z->fd, z->tx.data, len, fds, nfds,
                                 ab_mono_ms() + SPAWN_REPLY_TIMEOUT_MS, err);
         if (!rc)
-            rc = lcl__recv_wait(z->fd, z->rx, reply, ab_mono_ms() + SPAWN_REPLY_TIMEOUT_MS, -1,
-                                err);
+            rc =
+                lcl__recv_wait(z->fd, z->rx, reply, ab_mono_ms() + SPAWN_REPLY_TIMEOUT_MS, -1, err);
         if (rc == AB_SANDBOX && attempt == 0) {
             /* The spawner died (killed, OOM); sandboxes it created keep running. */
             AB_LOG_WARN("local.spawner.restart", "reason=\"%s\"", err ? err->msg : "");

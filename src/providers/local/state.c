@@ -10,9 +10,9 @@
  * rename's atomicity, which is all a killed *process* needs (the page cache survives it),
  * and queues the file for the flusher thread, which fsyncs it and its directory moments
  * later. Only a machine crash inside that moment can lose such a just-bound sandbox's
- * metadata; startup then skips the directory (its files stay on disk) and logs it. rm_tree deletes trees that a sandbox
- * built: it never follows symlinks (openat O_NOFOLLOW, unlinkat), restores the owner's
- * permissions on directories a command made unreadable (chmod 000), and, since a command
+ * metadata; startup then skips the directory (its files stay on disk) and logs it. rm_tree deletes
+ * trees that a sandbox built: it never follows symlinks (openat O_NOFOLLOW, unlinkat), restores the
+ * owner's permissions on directories a command made unreadable (chmod 000), and, since a command
  * can nest directories deeper than any descriptor limit, moves directories found beyond
  * a fixed depth up to the top and deletes them in a later pass instead of recursing.
  */
@@ -32,7 +32,7 @@
 
 #include "base/util.h"
 
-#define RM_MAX_DEPTH 48
+#define RM_MAX_DEPTH   48
 #define FLUSH_DELAY_MS 50
 
 ab_status lcl__write_atomic(const char *path, const void *data, size_t len, bool sync,
@@ -76,8 +76,7 @@ out:
     return rc;
 }
 
-ab_status lcl__read_small(const char *path, size_t max, char **out, size_t *len,
-                          struct ab_err *err)
+ab_status lcl__read_small(const char *path, size_t max, char **out, size_t *len, struct ab_err *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
