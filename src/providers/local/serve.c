@@ -56,6 +56,9 @@
 #define FINAL_DRAIN_MAX   (1u << 20)
 #define SCAN_BUF          (1u << 20)
 #define READ_CHUNK        (LCL_FRAME_MAX - 64)
+/* A long walk or search that finds nothing for a while still sends an (empty) frame this
+ * often, so the server's per-frame deadline tells "busy" from "hung". */
+#define HEARTBEAT_MS 2000
 
 extern char **environ;
 
@@ -972,6 +975,7 @@ struct walk {
     char *cur_rel;
     size_t nin;    /* entries in the frame being packed (H.tx) */
     struct buf fr; /* the frame being packed */
+    int64_t last_emit;
 };
 
 static void walk_free(struct walk *w)
@@ -1017,10 +1021,11 @@ static void walk_frame_start(struct walk *w)
     w->nin = 0;
 }
 
-static void walk_frame_flush(struct chan *c, struct walk *w)
+static void walk_frame_flush(struct chan *c, struct walk *w, bool heartbeat)
 {
-    if (!w->nin)
+    if (!w->nin && !heartbeat)
         return;
+    w->last_emit = ab_mono_ms();
     uint32_t n = (uint32_t)w->nin;
     memcpy(w->fr.data + LCL_HDR, &n, 4);
     q_push(c, &w->fr);
@@ -1029,7 +1034,7 @@ static void walk_frame_flush(struct chan *c, struct walk *w)
 
 static void walk_finish(struct chan *c, struct walk *w)
 {
-    walk_frame_flush(c, w);
+    walk_frame_flush(c, w, false);
     lcl__wr_begin(&H.tx, LCL_RSP_END);
     lcl__wr_u64(&H.tx, w->count);
     lcl__wr_u8(&H.tx, w->truncated);
@@ -1089,6 +1094,7 @@ static void start_walk(struct chan *c, const unsigned char *p, size_t len, bool 
     w->skip_dot = skip_dot;
     w->max = max;
     w->deadline = budget > 0 ? ab_mono_ms() + budget : 0;
+    w->last_emit = ab_mono_ms();
     buf_init(&w->fr, LCL_HDR + LCL_FRAME_MAX);
     walk_frame_start(w);
     c->walk = w;
@@ -1146,7 +1152,7 @@ static void produce_walk(struct chan *c)
             }
             size_t need = 4 + (size_t)rl + stat_rec_size();
             if (lcl__wr_room(&w->fr) < need)
-                walk_frame_flush(c, w);
+                walk_frame_flush(c, w, false);
             lcl__wr_str(&w->fr, rel);
             wr_stat(&w->fr, &st);
             w->nin++;
@@ -1163,6 +1169,8 @@ static void produce_walk(struct chan *c)
         }
         closedir(w->cur);
         w->cur = NULL;
+        if (ab_mono_ms() - w->last_emit > HEARTBEAT_MS)
+            walk_frame_flush(c, w, true);
         if (c->qbytes >= Q_HIGH)
             return;
     }
@@ -1183,6 +1191,7 @@ struct search {
     unsigned char *buf; /* SCAN_BUF bytes */
     struct buf fr;
     uint32_t nin;
+    int64_t last_emit;
 };
 
 static void search_free(struct search *s)
@@ -1207,10 +1216,11 @@ static void search_frame_start(struct search *s)
     s->nin = 0;
 }
 
-static void search_frame_flush(struct chan *c, struct search *s)
+static void search_frame_flush(struct chan *c, struct search *s, bool heartbeat)
 {
-    if (!s->nin)
+    if (!s->nin && !heartbeat)
         return;
+    s->last_emit = ab_mono_ms();
     memcpy(s->fr.data + LCL_HDR, &s->nin, 4);
     q_push(c, &s->fr);
     search_frame_start(s);
@@ -1218,7 +1228,7 @@ static void search_frame_flush(struct chan *c, struct search *s)
 
 static void search_finish(struct chan *c, struct search *s)
 {
-    search_frame_flush(c, s);
+    search_frame_flush(c, s, false);
     lcl__wr_begin(&H.tx, LCL_RSP_END);
     lcl__wr_u64(&H.tx, s->count);
     lcl__wr_u8(&H.tx, s->truncated);
@@ -1238,7 +1248,7 @@ static bool search_hit(struct chan *c, struct search *s, uint32_t file, int64_t 
     }
     len = AB_MIN(len, (size_t)LCL_MATCH_TEXT_MAX);
     if (lcl__wr_room(&s->fr) < 4 + 8 + 4 + len)
-        search_frame_flush(c, s);
+        search_frame_flush(c, s, false);
     lcl__wr_u32(&s->fr, file);
     lcl__wr_i64(&s->fr, line);
     lcl__wr_bytes(&s->fr, text, len);
@@ -1383,6 +1393,7 @@ static void start_search(struct chan *c, const unsigned char *p, size_t len)
         return;
     }
     s->deadline = budget > 0 ? ab_mono_ms() + budget : 0;
+    s->last_emit = ab_mono_ms();
     buf_init(&s->fr, LCL_HDR + LCL_FRAME_MAX);
     search_frame_start(s);
     c->search = s;
@@ -1407,6 +1418,8 @@ static void produce_search(struct chan *c)
         search_finish(c, s);
         return;
     }
+    if (ab_mono_ms() - s->last_emit > HEARTBEAT_MS)
+        search_frame_flush(c, s, true);
 }
 
 /* ------------------------------------------------------------------------------------------
