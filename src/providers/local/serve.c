@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +60,6 @@
 /* A long walk or search that finds nothing for a while still sends an (empty) frame this
  * often, so the server's per-frame deadline tells "busy" from "hung". */
 #define HEARTBEAT_MS 2000
-
-extern char **environ;
 
 enum wkind { W_CTL, W_SIG, W_CHAN, W_OUT, W_IN, W_DRAIN };
 
@@ -433,8 +432,62 @@ static void exec_kill(struct exec *x)
     }
 }
 
-__attribute__((noreturn)) static void child_exec(struct exec *x, int outw, int inr)
+/* argv[0] looked up in the PATH of the command's environment (execvp(3) would use ours),
+ * done in the parent so the child only has to execve. Returns new; NULL when not found. */
+static char *resolve_command(const char *file, char **envp)
 {
+    if (strchr(file, '/'))
+        return ab_strdup(file);
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (char **e = envp; *e; e++)
+        if (strncmp(*e, "PATH=", 5) == 0)
+            path = *e + 5;
+    size_t fl = strlen(file);
+    for (const char *p = path; *p;) {
+        const char *colon = strchr(p, ':');
+        size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+        char cand[LCL_STR_MAX + 1];
+        if (dl + 1 + fl < sizeof(cand)) {
+            /* an empty element means the current directory (execvp(3)) */
+            snprintf(cand, sizeof(cand), "%.*s%s%s", (int)dl, dl ? p : ".", "/", file);
+            struct stat st;
+            if (access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode))
+                return ab_strdup(cand);
+        }
+        p += dl + (colon ? 1 : 0);
+        if (!colon)
+            break;
+    }
+    return NULL;
+}
+
+struct child_args {
+    struct exec *x;
+    const char *path; /* resolved program, or NULL: not found */
+    int outw, inr;
+};
+
+/* "agentbox: " + the pieces + "\n" on stderr, with no allocation (see child_main). */
+static void child_say(const char *a, const char *b, const char *c)
+{
+    char msg[LCL_STR_MAX + 256];
+    size_t n = 0;
+    const char *parts[] = {"agentbox: ", a, b, c, "\n"};
+    for (size_t i = 0; i < AB_ARRAY_LEN(parts); i++) {
+        size_t l = AB_MIN(strlen(parts[i]), sizeof(msg) - n);
+        memcpy(msg + n, parts[i], l);
+        n += l;
+    }
+    (void)!write(2, msg, n);
+}
+
+/* The command's process between fork and exec. With CLONE_VM it runs in the helper's
+ * memory (the helper is suspended until execve, clone(2) CLONE_VFORK): it changes only
+ * per-process state (its own fd table, dispositions, cwd, rlimits) and allocates nothing. */
+static int child_main(void *arg)
+{
+    struct child_args *a = arg;
+    struct exec *x = a->x;
     setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -442,11 +495,11 @@ __attribute__((noreturn)) static void child_exec(struct exec *x, int outw, int i
     /* Ignored signals stay ignored across execve (signal(7)): restore the defaults. */
     signal(SIGPIPE, SIG_DFL);
     signal(SIGXFSZ, SIG_DFL);
-    int in = inr >= 0 ? inr : open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
+    int in = a->inr >= 0 ? a->inr : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(a->outw, 1) < 0 || dup2(a->outw, 2) < 0)
         _exit(126);
     if (chdir(x->cwd) < 0) {
-        dprintf(2, "agentbox: cannot enter %s: %s\n", x->cwd, strerror(errno));
+        child_say("cannot enter ", x->cwd, ": no such directory");
         _exit(1);
     }
     if (H.s->cpu_seconds > 0) {
@@ -455,11 +508,30 @@ __attribute__((noreturn)) static void child_exec(struct exec *x, int outw, int i
                             .rlim_max = (rlim_t)H.s->cpu_seconds + 1};
         setrlimit(RLIMIT_CPU, &rl);
     }
-    environ = x->envp; /* execvp searches the PATH of environ */
-    execvp(x->argv[0], x->argv);
+    if (!a->path) {
+        child_say(x->argv[0], ": command not found", "");
+        _exit(127);
+    }
+    execve(a->path, x->argv, x->envp);
     int e = errno;
-    dprintf(2, "agentbox: cannot run '%s': %s\n", x->argv[0], strerror(e));
+    child_say(x->argv[0], ": cannot run: ", strerror(e));
     _exit(e == ENOENT ? 127 : 126);
+}
+
+/* fork + exec. vfork semantics (no copy of the helper's page tables: the exec round trip is
+ * the figure that matters most) except under the sanitizers, whose runtime does not expect
+ * a child sharing its memory. */
+static pid_t spawn_child(struct child_args *a)
+{
+#ifdef AGENTBOX_SANITIZE
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_main(a));
+    return pid;
+#else
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    return clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+#endif
 }
 
 static void exec_spawn(struct chan *c, struct exec *x)
@@ -474,10 +546,11 @@ static void exec_spawn(struct chan *c, struct exec *x)
         c->st = C_IDLE;
         return;
     }
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(x, out[1], in[0]);
+    char *path = resolve_command(x->argv[0], x->envp);
+    struct child_args ca = {x, path, out[1], in[0]};
+    pid_t pid = spawn_child(&ca);
     int e = errno;
+    free(path);
     close_fd(&out[1]);
     close_fd(&in[0]);
     if (pid < 0) {
