@@ -181,13 +181,13 @@ static bool has_glob(const char *s)
     return strpbrk(s, "*?[") != NULL;
 }
 
-static bool pattern_matches(const char *pattern, const char *text, size_t len)
+/* cstr: the command as a C string (see policy_check_command), for fnmatch. */
+static bool pattern_matches(const char *pattern, const char *text, size_t len, const char *cstr)
 {
     if (has_glob(pattern)) {
         /* fnmatch needs a C string: a command with an embedded NUL matches on its prefix,
          * and the NUL itself never reaches a shell (execute refuses it). */
-        (void)len;
-        return fnmatch(pattern, text, 0) == 0;
+        return fnmatch(pattern, cstr, 0) == 0;
     }
     size_t pl = strlen(pattern);
     return pl <= len && memmem(text, len, pattern, pl) != NULL;
@@ -197,10 +197,18 @@ enum policy_decision policy_check_command(const struct policy *p, const char *co
                                           char **text)
 {
     *text = NULL;
-    if (!p)
+    if (!p || (!p->deny_cmds.n && !p->ask_cmds.n))
         return POLICY_ALLOW;
+    /* command is (pointer, length): it need not be NUL-terminated, and glob patterns need
+     * a terminated copy (found by fuzzing: fnmatch read past the end of the bytes). */
+    char *cstr = ab_strndup(command, len);
+    if (!cstr) {
+        *text = ab_strdup("Error: out of memory while checking the command policy; retry.");
+        return POLICY_DENY;
+    }
+    enum policy_decision d = POLICY_ALLOW;
     for (size_t i = 0; i < p->deny_cmds.n; i++) {
-        if (pattern_matches(p->deny_cmds.v[i], command, len)) {
+        if (pattern_matches(p->deny_cmds.v[i], command, len, cstr)) {
             struct buf b;
             buf_init(&b, 8192);
             buf_printf(&b, "Error: the command was refused by policy: it matches the denied "
@@ -210,16 +218,20 @@ enum policy_decision policy_check_command(const struct policy *p, const char *co
                 buf_printf(&b, "%s'%s'", k ? ", " : "", p->deny_cmds.v[k]);
             buf_append_str(&b, ". Everything else is allowed; achieve the goal another way.");
             *text = buf_steal(&b, NULL);
-            return POLICY_DENY;
+            d = POLICY_DENY;
+            goto out;
         }
     }
     for (size_t i = 0; i < p->ask_cmds.n; i++) {
-        if (pattern_matches(p->ask_cmds.v[i], command, len)) {
+        if (pattern_matches(p->ask_cmds.v[i], command, len, cstr)) {
             *text = ab_strdup(p->ask_cmds.v[i]);
-            return POLICY_ASK;
+            d = POLICY_ASK;
+            goto out;
         }
     }
-    return POLICY_ALLOW;
+out:
+    free(cstr);
+    return d;
 }
 
 char *policy_ask_refusal(const char *pattern, const char *why)
