@@ -380,6 +380,10 @@ static ab_status set_from_text(struct config *cfg, const struct cfg_key *k, cons
                                bool list_append, struct ab_err *err)
 {
     void *f = field(cfg, k);
+    /* Values are text. YAML guarantees UTF-8, the environment and --set do not; a value
+     * that is not UTF-8 could not be printed back by `agentbox config` (found by fuzzing). */
+    if (!ab_utf8_valid(text, strlen(text)))
+        return ab_err_set(err, AB_INVAL, "the value is not valid UTF-8 text");
     switch (k->type) {
     case T_ENUM:
         if (!enum_allows(k->extra, text))
@@ -857,6 +861,51 @@ char *cfg_state_dir(const struct config *cfg)
 
 /* ---- dump ---- */
 
+/* One UTF-8 sequence at p (valid: values are checked on the way in); *cp gets the code
+ * point, the return value the length. */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+    if (p[0] < 0x80 || !p[1]) {
+        *cp = p[0];
+        return 1;
+    }
+    if (p[0] < 0xE0 || !p[2]) {
+        *cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+        return 2;
+    }
+    if (p[0] < 0xF0 || !p[3]) {
+        *cp = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+        return 3;
+    }
+    *cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+          (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    return 4;
+}
+
+/* A YAML double-quoted scalar that loads back to exactly s (found by fuzzing the dump ->
+ * load round trip): '"' and '\' escaped, and every character libyaml would refuse or fold
+ * written as \uXXXX -- C0 and C1 controls, DEL, and the YAML 1.1 line breaks NEL, LS, PS
+ * (which a double-quoted scalar folds into spaces), the BOM, U+FFFE/U+FFFF (YAML 1.1
+ * section 5.1, "Character Set"; section 5.7, "Escape Sequences"). */
+static void dump_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        if (cp == '"' || cp == '\\')
+            fprintf(out, "\\%c", (int)cp);
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+                 cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
+            fprintf(out, "\\u%04x", (unsigned)cp);
+        else
+            fwrite(p, 1, n, out);
+        p += n;
+    }
+    fputc('"', out);
+}
+
 void cfg_dump(const struct config *cfg_const, int fd)
 {
     struct config *cfg = (struct config *)cfg_const;
@@ -870,8 +919,8 @@ void cfg_dump(const struct config *cfg_const, int fd)
         switch (k->type) {
         case T_STR:
         case T_ENUM: {
-            const char *s = *(char **)f;
-            fprintf(out, "\"%s\"\n", s ? s : "");
+            dump_quoted(out, *(char **)f);
+            fputc('\n', out);
             break;
         }
         case T_BOOL:
@@ -890,17 +939,21 @@ void cfg_dump(const struct config *cfg_const, int fd)
         case T_STRLIST: {
             struct cfg_strlist *l = f;
             fprintf(out, "[");
-            for (size_t j = 0; j < l->n; j++)
-                fprintf(out, "%s\"%s\"", j ? ", " : "", l->v[j]);
+            for (size_t j = 0; j < l->n; j++) {
+                fprintf(out, "%s", j ? ", " : "");
+                dump_quoted(out, l->v[j]);
+            }
             fprintf(out, "]\n");
             break;
         }
         case T_TOKENS: {
             struct cfg_auth *a = f;
             fprintf(out, "[");
-            for (size_t j = 0; j < a->ntokens; j++)
-                fprintf(out, "%s{token: \"<redacted>\", principal: \"%s\"}", j ? ", " : "",
-                        a->tokens[j].principal);
+            for (size_t j = 0; j < a->ntokens; j++) {
+                fprintf(out, "%s{token: \"<redacted>\", principal: ", j ? ", " : "");
+                dump_quoted(out, a->tokens[j].principal);
+                fprintf(out, "}");
+            }
             fprintf(out, "]\n");
             break;
         }
