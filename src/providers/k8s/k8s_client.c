@@ -1003,6 +1003,10 @@ ab_status k8s_ndjson_feed(struct k8s_ndjson *p, const char *data, size_t len, k8
             rc = nd_line(p, p->line.data, p->line.len, cb, arg, err);
             buf_reset(&p->line);
         } else {
+            /* A whole line in one chunk obeys the same limit as one assembled from pieces,
+             * so the outcome never depends on where the network cut the stream. */
+            if (take > p->line.max)
+                return ab_err_set(err, AB_LIMIT, "a stream line exceeds %zu bytes", p->line.max);
             rc = nd_line(p, data, take, cb, arg, err);
         }
         if (rc)
