@@ -755,7 +755,7 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
     } else {
         /* (old, new), then the CRLF variants, then the LF variants: the first that occurs
          * reveals the file's line-ending style in that region. */
-        count = count_occurrences(data.data, data.len, old_p, old_s.len);
+        count = count_occurrences(buf_cstr(&data), data.len, old_p, old_s.len);
         for (int v = 0; v < 2 && !count; v++) {
             rc = eol_variant(old_p, old_s.len, v == 0, &vo[v]);
             if (!rc)
@@ -764,7 +764,7 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
                 goto out;
             if (vo[v].len == 0)
                 continue;
-            count = count_occurrences(data.data, data.len, vo[v].data, vo[v].len);
+            count = count_occurrences(buf_cstr(&data), data.len, vo[v].data, vo[v].len);
             if (count) {
                 mo = vo[v].data;
                 mol = vo[v].len;
@@ -789,7 +789,7 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
     if (old_s.len == 0)
         rc = buf_append(&out, new_p, new_s.len);
     else
-        rc = replace_bytes(data.data, data.len, mo, mol, mn, mnl, replace_all, &out);
+        rc = replace_bytes(buf_cstr(&data), data.len, mo, mol, mn, mnl, replace_all, &out);
     if (rc == AB_LIMIT) {
         rc = fsops__fail(res, "Error editing file '%s': result_too_large", abs);
         goto out;
