@@ -32,7 +32,8 @@ ab_status buf_append(struct buf *b, const void *data, size_t len);
 ab_status buf_append_str(struct buf *b, const char *s);
 ab_status buf_append_char(struct buf *b, char c);
 ab_status buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-ab_status buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+ab_status buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Append as much of data as fits under max; returns the number of bytes appended. */
 size_t buf_append_upto(struct buf *b, const void *data, size_t len);

@@ -44,7 +44,8 @@ void ab_err_clear(struct ab_err *err)
     err->msg[0] = '\0';
 }
 
-static void err_vset(struct ab_err *err, ab_status code, int errnum, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void err_vset(struct ab_err *err, ab_status code,
+                                                          int errnum, const char *fmt, va_list ap)
 {
     err->code = code;
     err->sys_errno = errnum;
