@@ -392,8 +392,9 @@ static ab_status acquire(struct sbx_registry *reg, const char *principal, const 
             if (reg->o.max_per_principal > 0 &&
                 count_principal(reg, principal) >= (size_t)reg->o.max_per_principal) {
                 rc = ab_err_set(err, AB_LIMIT,
-                                "this principal already has %lld sandboxes, the limit; delete "
-                                "one with sandbox_delete first",
+                                "quota exceeded (quotas.max_sandboxes): this principal already "
+                                "has %lld live sandboxes, the limit; delete one with "
+                                "sandbox_delete first",
                                 (long long)reg->o.max_per_principal);
                 break;
             }
