@@ -86,6 +86,8 @@ struct hstream {
     uint64_t no;
     enum stream_kind kind;
     bool finished;          /* final response sent, or ended without one */
+    uint64_t delivered_seq; /* last event handed to a connection (standalone: older ones
+                               were sent while no GET was open and are still owed) */
     struct hreq *conn;      /* attached request, or NULL */
     struct hstream *next;   /* hsession.streams */
 };
@@ -364,6 +366,7 @@ static ab_status emit_locked(struct hstream *st, const char *json, size_t len, b
             AB_LOG_WARN("http.sse.slow_client", "session=%.8s pending=%zu", s->id, pending);
             req_detach_locked(r);
         } else if (buf_append(&r->out, ev.data, ev.len) == AB_OK) {
+            st->delivered_seq = seq;
             wake_locked(r);
         } else {
             req_detach_locked(r);
@@ -1174,6 +1177,11 @@ static enum MHD_Result handle_get(struct hreq *r)
                     http_event_id_format(id, sizeof(id), s->nonce, st->no, ++s->next_seq);
                     http_sse_priming(&r->out, id, r->hs->retry_ms);
                 }
+                /* Messages sent while no GET stream was open (e.g. a server->client request
+                 * of a JSON-mode call made right after initialize) are delivered now. */
+                replay_into(s, r, st->no, st->delivered_seq);
+                if (r->out.len > r->out_off)
+                    st->delivered_seq = s->next_seq;
             } else {
                 r->eof = true;
             }

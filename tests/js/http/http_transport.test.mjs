@@ -325,3 +325,26 @@ test('auth: 401 + WWW-Authenticate without a valid bearer token; sessions are bo
 test('a non-loopback listener needs a token (or http.allow_insecure_bind)', async () => {
   await assert.rejects(startHttpServer({ args: ['--http', '0.0.0.0:0'] }), /refusing to listen/);
 });
+
+test('JSON mode: a server->client request waits for the standalone GET stream, then the call answers', async () => {
+  const js = await startHttpServer({ args: ['--set', 'http.json_response=true', '--set', 'http.shutdown_grace=2s'] });
+  try {
+    const { sid } = await openSession(js.url, { capabilities: { elicitation: {} } });
+    const call = post(js.url, sid, { jsonrpc: '2.0', id: 3, method: 'tools/call',
+      params: { name: 'test_elicitation', arguments: { message: 'late GET' } } }, { timeoutMs: 30000 });
+    await new Promise((r) => setTimeout(r, 200)); // the request is queued before any GET is open
+    const g = await openStream(js.url, { headers: { Accept: 'text/event-stream', 'Mcp-Session-Id': sid } });
+    const { message } = await g.nextMessage();
+    assert.equal(message.method, 'elicitation/create');
+    assert.equal(message.params.message, 'late GET');
+    const a = await post(js.url, sid, { jsonrpc: '2.0', id: message.id, result: { action: 'decline' } });
+    assert.equal(a.status, 202);
+    const r = await call;
+    assert.match(r.headers['content-type'], /^application\/json/);
+    assert.equal(r.json.id, 3);
+    assert.match(r.json.result.content[0].text, /action=decline/);
+    g.close();
+  } finally {
+    assert.equal((await js.stop()).code, 0);
+  }
+});

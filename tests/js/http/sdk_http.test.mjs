@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startHttpServer, waitFor, withTimeout } from './lib/server.mjs';
 import { post } from './lib/http.mjs';
 import { sdkSuite } from './lib/sdk_suite.mjs';
@@ -113,6 +114,11 @@ test('http: JSON response mode (http.json_response) serves the SDK client', asyn
     assert.equal(r.content[0].text, 'This is a simple text response for testing.');
     const p = await c.client.callTool({ name: 'test_tool_with_progress', arguments: {} });
     assert.equal(p.content[0].text, 'Tool with progress executed successfully');
+    // A server->client request cannot ride a JSON response: it goes out on the standalone
+    // GET stream that the SDK opened after initialize.
+    c.client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { username: 'json', email: 'j@example.com' } }));
+    const e = await c.client.callTool({ name: 'test_elicitation', arguments: { message: 'json mode' } });
+    assert.match(e.content[0].text, /"username":"json"/);
     await c.close();
   } finally {
     assert.equal((await js.stop()).code, 0);
