@@ -27,7 +27,8 @@ export function summarize(ms) {
 }
 
 // Returns {sessions, timings, check}; throws on any protocol error.
-export async function runLoad(url, { sessions = 1000, concurrency = 64, log = () => {} } = {}) {
+// atPeak (optional) is awaited while every call is still in flight, after the pings.
+export async function runLoad(url, { sessions = 1000, concurrency = 64, log = () => {}, atPeak } = {}) {
   const t0 = performance.now();
   const ids = Array.from({ length: sessions }, (_, i) => i);
   const opened = await pool(ids, concurrency, async () => openSession(url, { capabilities: { elicitation: {} } }));
@@ -77,6 +78,8 @@ export async function runLoad(url, { sessions = 1000, concurrency = 64, log = ()
     throw new Error(`fresh session call failed: ${quick.text}`);
   }
 
+  const peak = atPeak ? await atPeak() : undefined;
+
   // Answer every elicitation; each session must get its own answer back.
   const ta = performance.now();
   await pool(ids, concurrency, async (i) => {
@@ -98,6 +101,7 @@ export async function runLoad(url, { sessions = 1000, concurrency = 64, log = ()
   });
   return {
     sessions,
+    peak,
     timings: {
       openMs: tOpen, callsInFlightMs: tCalls, pingAllConcurrentMs: tPingAll, answerAllMs: tAnswer,
       freshCallMs, pingConcurrent: summarize(concurrentPing), pingSerial: summarize(serialPing),
