@@ -60,19 +60,20 @@
 #include "transport/http_util.h"
 #include "transport/sse_ring.h"
 
-#define HTTP_TICK_MS          1000
-#define HTTP_CONN_TIMEOUT_S   120          /* idle keep-alive connections (MHD) */
-#define HTTP_OUT_MAX          (64u << 20)  /* unsent bytes per SSE connection before we drop it */
-#define HTTP_FLUSH_MS         2000         /* at shutdown: time for clients to read the rest */
-#define HTTP_UNWIND_MS        10000        /* at shutdown: time for cancelled calls to return */
-#define HTTP_PRINCIPAL_MAX    HTTP_AUTH_PRINCIPAL_MAX
-#define HTTP_THREAD_HDR_MAX   256
-#define HTTP_SSE_BLOCK        (32u * 1024)
+#define HTTP_TICK_MS        1000
+#define HTTP_CONN_TIMEOUT_S 120         /* idle keep-alive connections (MHD) */
+#define HTTP_OUT_MAX        (64u << 20) /* unsent bytes per SSE connection before we drop it */
+#define HTTP_FLUSH_MS       2000        /* at shutdown: time for clients to read the rest */
+#define HTTP_UNWIND_MS      10000       /* at shutdown: time for cancelled calls to return */
+#define HTTP_PRINCIPAL_MAX  HTTP_AUTH_PRINCIPAL_MAX
+#define HTTP_THREAD_HDR_MAX 256
+#define HTTP_SSE_BLOCK      (32u * 1024)
 
-#define ALLOW_METHODS   "GET, POST, DELETE, OPTIONS"
-#define ALLOW_HEADERS   "Content-Type, Accept, Authorization, Mcp-Session-Id, " \
-                        "Mcp-Protocol-Version, Last-Event-ID, Agentbox-Thread-Id"
-#define EXPOSE_HEADERS  "Mcp-Session-Id, Mcp-Protocol-Version"
+#define ALLOW_METHODS "GET, POST, DELETE, OPTIONS"
+#define ALLOW_HEADERS                                                                              \
+    "Content-Type, Accept, Authorization, Mcp-Session-Id, "                                        \
+    "Mcp-Protocol-Version, Last-Event-ID, Agentbox-Thread-Id"
+#define EXPOSE_HEADERS "Mcp-Session-Id, Mcp-Protocol-Version"
 
 struct hserver;
 struct hsession;
@@ -110,20 +111,20 @@ struct hreq {
     bool too_large;
     uint64_t discarded;
     /* streaming: guarded by sess->lock */
-    struct hsession *sess;   /* strong reference once streaming */
-    struct hstream *stream;  /* weak */
-    bool listed;             /* in sess->reqs */
+    struct hsession *sess;  /* strong reference once streaming */
+    struct hstream *stream; /* weak */
+    bool listed;            /* in sess->reqs */
     bool is_sse;
     struct buf out;
     size_t out_off;
     bool suspended;
-    bool eof;                /* end the response once out is flushed */
-    char *json;              /* JSON mode: the response body */
+    bool eof;   /* end the response once out is flushed */
+    char *json; /* JSON mode: the response body */
     size_t json_len;
     bool json_ready;
-    bool json_none;          /* JSON mode: the request ended without a response */
+    bool json_none; /* JSON mode: the request ended without a response */
     int64_t last_write_ms;
-    struct hreq *next;       /* hsession.reqs */
+    struct hreq *next; /* hsession.reqs */
 };
 
 struct hsession {
@@ -693,7 +694,8 @@ static enum MHD_Result reply_error(struct hreq *r, unsigned status, int code, co
 
 static enum MHD_Result reply_empty(struct hreq *r, unsigned status, const char *session_id)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     add_common_headers(r, resp, session_id);
@@ -835,8 +837,10 @@ static bool check_version_header(struct hreq *r, enum MHD_Result *ret)
         return true;
     char *sup = supported_versions_text();
     char msg[512];
-    snprintf(msg, sizeof(msg), "Bad Request: Unsupported protocol version: %.40s (supported "
-             "versions: %s)", v, sup ? sup : "");
+    snprintf(msg, sizeof(msg),
+             "Bad Request: Unsupported protocol version: %.40s (supported "
+             "versions: %s)",
+             v, sup ? sup : "");
     free(sup);
     *ret = reply_error(r, MHD_HTTP_BAD_REQUEST, MCP_TRANSPORT_ERROR, msg);
     return false;
@@ -997,8 +1001,10 @@ static enum MHD_Result handle_post(struct hreq *r)
     struct hsession *s = NULL;
     if (r->too_large) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "Payload Too Large: the body exceeds http.max_body_bytes "
-                 "(%zu bytes)", hs->max_body);
+        snprintf(msg, sizeof(msg),
+                 "Payload Too Large: the body exceeds http.max_body_bytes "
+                 "(%zu bytes)",
+                 hs->max_body);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, MCP_TRANSPORT_ERROR, msg);
     }
     if (jrpc_parse(r->body.data ? r->body.data : "", r->body.len, &root, &perr) != AB_OK) {
@@ -1046,9 +1052,11 @@ static enum MHD_Result handle_post(struct hreq *r)
         if (!mcp_session_batches_allowed(s->mcp)) {
             char msg[256];
             const char *v = mcp_session_version(s->mcp);
-            snprintf(msg, sizeof(msg), "Invalid Request: JSON-RPC batches are not supported on "
+            snprintf(msg, sizeof(msg),
+                     "Invalid Request: JSON-RPC batches are not supported on "
                      "protocol version %s (only 2025-03-26 allows them); send one message per "
-                     "POST", v ? v : "(not initialized)");
+                     "POST",
+                     v ? v : "(not initialized)");
             ret = reply_error(r, MHD_HTTP_BAD_REQUEST, JRPC_INVALID_REQUEST, msg);
             goto out;
         }
@@ -1077,7 +1085,8 @@ static enum MHD_Result handle_post(struct hreq *r)
         if (json_is_array(root)) {
             size_t i;
             json_t *el;
-            json_array_foreach(root, i, el) mcp_session_dispatch(s->mcp, el, &discard_stream, &meta);
+            json_array_foreach(root, i, el)
+                mcp_session_dispatch(s->mcp, el, &discard_stream, &meta);
         } else {
             mcp_session_dispatch(s->mcp, root, &discard_stream, &meta);
         }
@@ -1103,7 +1112,8 @@ static void replay_into(struct hsession *s, struct hreq *r, uint64_t stream, uin
         AB_LOG_WARN("http.sse.replay_gap",
                     "session=%.8s stream=%" PRIu64 " hint=\"events after the client's "
                     "Last-Event-ID were evicted; raise http.sse_replay_events or "
-                    "http.sse_replay_bytes\"", s->id, stream);
+                    "http.sse_replay_bytes\"",
+                    s->id, stream);
     AB_LOG_DEBUG("http.sse.replay", "session=%.8s stream=%" PRIu64 " events=%zu", s->id, stream,
                  c.n);
 }
@@ -1246,22 +1256,21 @@ static bool check_origin_host(struct hreq *r, enum MHD_Result *ret)
 
 static bool check_auth(struct hreq *r, enum MHD_Result *ret)
 {
-    enum http_auth_result a = http_auth_check(r->hs->auth, header(r, "Authorization"),
-                                              r->principal, sizeof(r->principal));
+    enum http_auth_result a = http_auth_check(r->hs->auth, header(r, "Authorization"), r->principal,
+                                              sizeof(r->principal));
     if (a == HTTP_AUTH_OK)
         return true;
     /* RFC 6750 3: the challenge; error="invalid_token" when a token was presented. */
-    struct extra_header h = {
-        "WWW-Authenticate",
-        a == HTTP_AUTH_MISSING ? "Bearer realm=\"agentbox\""
-                               : "Bearer realm=\"agentbox\", error=\"invalid_token\", "
-                                 "error_description=\"the token is not valid\""};
+    struct extra_header h = {"WWW-Authenticate",
+                             a == HTTP_AUTH_MISSING
+                                 ? "Bearer realm=\"agentbox\""
+                                 : "Bearer realm=\"agentbox\", error=\"invalid_token\", "
+                                   "error_description=\"the token is not valid\""};
     AB_LOG_INFO("http.unauthorized", "reason=%s path=%s",
                 a == HTTP_AUTH_MISSING ? "missing" : "invalid", r->path);
     *ret = reply_error_h(r, MHD_HTTP_UNAUTHORIZED, MCP_TRANSPORT_ERROR,
-                         a == HTTP_AUTH_MISSING
-                             ? "Unauthorized: send Authorization: Bearer <token>"
-                             : "Unauthorized: the bearer token is not valid",
+                         a == HTTP_AUTH_MISSING ? "Unauthorized: send Authorization: Bearer <token>"
+                                                : "Unauthorized: the bearer token is not valid",
                          &h, 1);
     return false;
 }
@@ -1317,7 +1326,8 @@ static enum MHD_Result begin_request(struct hreq *r, const char *url, const char
 {
     struct hserver *hs = r->hs;
     enum MHD_Result ret = MHD_NO;
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (strcmp(url, "/healthz") == 0 && get)
         return handle_health(r, false);
     if (strcmp(url, "/readyz") == 0 && get)
@@ -1374,14 +1384,13 @@ static enum MHD_Result begin_request(struct hreq *r, const char *url, const char
     if (strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
         return handle_delete(r);
     static const struct extra_header allow = {"Allow", ALLOW_METHODS};
-    return reply_error_h(r, MHD_HTTP_METHOD_NOT_ALLOWED, MCP_TRANSPORT_ERROR,
-                         "Method not allowed.", &allow, 1);
+    return reply_error_h(r, MHD_HTTP_METHOD_NOT_ALLOWED, MCP_TRANSPORT_ERROR, "Method not allowed.",
+                         &allow, 1);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct hserver *hs = cls;
     struct hreq *r = *req_cls;
@@ -1459,8 +1468,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         atomic_fetch_sub(&r->hs->streaming, 1);
         session_unref(s);
     }
-    AB_LOG_DEBUG("http.request", "method=%s path=%s status=%u ms=%.1f end=%s", r->method,
-                 r->path, r->status, (double)(ab_mono_us() - r->start_us) / 1000.0,
+    AB_LOG_DEBUG("http.request", "method=%s path=%s status=%u ms=%.1f end=%s", r->method, r->path,
+                 r->status, (double)(ab_mono_us() - r->start_us) / 1000.0,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted");
     buf_cleanup(&r->body);
     buf_cleanup(&r->out);
@@ -1468,7 +1477,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     free(r);
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
@@ -1636,8 +1646,10 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
         goto out;
     }
     if (!loopback && !http_auth_enabled(hs.auth))
-        AB_LOG_WARN("http.insecure_bind", "listen=%s hint=\"anyone who can reach this port can "
-                    "run commands in sandboxes\"", cfg->http.listen);
+        AB_LOG_WARN("http.insecure_bind",
+                    "listen=%s hint=\"anyone who can reach this port can "
+                    "run commands in sandboxes\"",
+                    cfg->http.listen);
     /* Host checking defends loopback servers against DNS rebinding; on a public address the
      * Host is whatever name clients use, so it is checked only when the operator lists them. */
     hs.check_host = loopback || cfg->http.allowed_hosts.n > 0;
@@ -1651,10 +1663,10 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
         flags |= MHD_USE_IPv6;
     hs.d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, &hs, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &hs, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        &hs, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!hs.d) {
         rc = ab_err_sys(err, AB_IO, errno, "cannot listen on %s", cfg->http.listen);
         goto out;
@@ -1666,8 +1678,7 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
     snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->http.listen), cfg->http.listen);
     snprintf(hs.url, sizeof(hs.url), "http://%s:%d%s", host, port, hs.path);
     AB_LOG_INFO("http.listening", "url=%s auth=%s threads=%u max_sessions=%lld", hs.url,
-                http_auth_enabled(hs.auth) ? "bearer" : "off", threads,
-                (long long)hs.max_sessions);
+                http_auth_enabled(hs.auth) ? "bearer" : "off", threads, (long long)hs.max_sessions);
     if (hs.hooks->listening)
         hs.hooks->listening(hs.hooks->listening_arg, hs.url, port);
 
@@ -1684,8 +1695,10 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
                 struct ab_err aerr;
                 ab_err_clear(&aerr);
                 if (http_auth_reload(hs.auth, &aerr))
-                    AB_LOG_ERROR("http.auth.reload_failed", "error=\"%s\" hint=\"the previous "
-                                 "tokens stay in force\"", aerr.msg);
+                    AB_LOG_ERROR("http.auth.reload_failed",
+                                 "error=\"%s\" hint=\"the previous "
+                                 "tokens stay in force\"",
+                                 aerr.msg);
             } else if (what == 'T' || what == 'E') {
                 if (what == 'E')
                     shutdown_fd = -1;
@@ -1707,8 +1720,8 @@ ab_status http_serve_ex(struct mcp_server *srv, const struct config *cfg, int sh
             (forced || mcp_server_inflight(srv) == 0 || ab_mono_ms() >= deadline))
             break;
     }
-    AB_LOG_INFO("http.shutdown", "inflight=%lld sessions=%lld",
-                (long long)mcp_server_inflight(srv), (long long)hs.nsessions);
+    AB_LOG_INFO("http.shutdown", "inflight=%lld sessions=%lld", (long long)mcp_server_inflight(srv),
+                (long long)hs.nsessions);
     shutdown_sessions(&hs);
     MHD_stop_daemon(hs.d);
     hs.d = NULL;

@@ -75,15 +75,14 @@ ab_status http_auth_parse_file_text(const char *text, size_t len, const char *na
         if (i < n && s[i] != '#')
             return ab_err_set(err, AB_INVAL, "%s:%d: expected 'TOKEN [PRINCIPAL]'", name, line);
         if (tn < HTTP_AUTH_MIN_TOKEN)
-            return ab_err_set(err, AB_INVAL, "%s:%d: tokens must be at least %d characters",
-                              name, line, HTTP_AUTH_MIN_TOKEN);
+            return ab_err_set(err, AB_INVAL, "%s:%d: tokens must be at least %d characters", name,
+                              line, HTTP_AUTH_MIN_TOKEN);
         for (size_t k = 0; k < tn; k++)
             if ((unsigned char)s[t0 + k] < 0x21 || (unsigned char)s[t0 + k] > 0x7e)
-                return ab_err_set(err, AB_INVAL, "%s:%d: tokens must be visible ASCII", name,
-                                  line);
+                return ab_err_set(err, AB_INVAL, "%s:%d: tokens must be visible ASCII", name, line);
         if (pn >= HTTP_AUTH_PRINCIPAL_MAX)
-            return ab_err_set(err, AB_INVAL, "%s:%d: principal longer than %d characters",
-                              name, line, HTTP_AUTH_PRINCIPAL_MAX - 1);
+            return ab_err_set(err, AB_INVAL, "%s:%d: principal longer than %d characters", name,
+                              line, HTTP_AUTH_PRINCIPAL_MAX - 1);
         ab_status rc = cb(arg, s + t0, tn, pn ? s + p0 : "default", pn ? pn : 7);
         if (rc)
             return ab_err_set(err, rc, "%s:%d: out of memory", name, line);
@@ -131,8 +130,8 @@ static ab_status read_token_file(const char *path, struct entry_list *out, struc
     struct stat st;
     if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
         AB_LOG_WARN("http.auth.token_file_mode",
-                    "path=%s mode=%03o hint=\"the file is readable by others; chmod 600 it\"",
-                    path, (unsigned)(st.st_mode & 0777));
+                    "path=%s mode=%03o hint=\"the file is readable by others; chmod 600 it\"", path,
+                    (unsigned)(st.st_mode & 0777));
     char chunk[8192];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -150,8 +149,7 @@ static ab_status read_token_file(const char *path, struct entry_list *out, struc
         }
     }
     out->from_file = true;
-    rc = http_auth_parse_file_text(text.data ? text.data : "", text.len, path, entry_add, out,
-                                   err);
+    rc = http_auth_parse_file_text(text.data ? text.data : "", text.len, path, entry_add, out, err);
 out:
     if (text.data)
         memset(text.data, 0, text.len);

@@ -22,7 +22,7 @@ struct http_auth;
 
 /* Shortest token accepted from the token file (the config loader applies the same rule
  * to AGENTBOX_TOKEN). */
-#define HTTP_AUTH_MIN_TOKEN 16
+#define HTTP_AUTH_MIN_TOKEN     16
 #define HTTP_AUTH_PRINCIPAL_MAX 128
 
 enum http_auth_result {

@@ -35,7 +35,8 @@ bool http_session_id_valid(const char *s)
         return false;
     size_t i = 0;
     for (; s[i]; i++)
-        if (i >= HTTP_SESSION_ID_LEN || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+        if (i >= HTTP_SESSION_ID_LEN ||
+            !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return i == HTTP_SESSION_ID_LEN;
 }
@@ -288,8 +289,7 @@ bool http_origin_allowed(const char *origin, const char *const *allowed)
 
 /* ---- SSE ---- */
 
-void http_event_id_format(char *out, size_t cap, const char *nonce, uint64_t stream,
-                          uint64_t seq)
+void http_event_id_format(char *out, size_t cap, const char *nonce, uint64_t stream, uint64_t seq)
 {
     snprintf(out, cap, "%s-%" PRIu64 "-%" PRIu64, nonce, stream, seq);
 }
@@ -322,8 +322,7 @@ bool http_event_id_parse(const char *id, char *nonce_out, uint64_t *stream, uint
     const char *dash = strchr(s, '-');
     if (!dash)
         return false;
-    if (!parse_u64(s, (size_t)(dash - s), stream) ||
-        !parse_u64(dash + 1, strlen(dash + 1), seq))
+    if (!parse_u64(s, (size_t)(dash - s), stream) || !parse_u64(dash + 1, strlen(dash + 1), seq))
         return false;
     memcpy(nonce_out, id, HTTP_EVENT_NONCE_LEN);
     nonce_out[HTTP_EVENT_NONCE_LEN] = '\0';
@@ -353,12 +352,16 @@ ab_status http_listen_parse(const char *listen, struct sockaddr_storage *ss, soc
     memset(ss, 0, sizeof(*ss));
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     if (!colon || colon == listen)
-        return ab_err_set(err, AB_INVAL, "listen address '%s': expected ADDR:PORT, e.g. "
-                          "127.0.0.1:8080", listen ? listen : "");
+        return ab_err_set(err, AB_INVAL,
+                          "listen address '%s': expected ADDR:PORT, e.g. "
+                          "127.0.0.1:8080",
+                          listen ? listen : "");
     uint64_t port;
     if (!parse_u64(colon + 1, strlen(colon + 1), &port) || port > 65535)
-        return ab_err_set(err, AB_INVAL, "listen address '%s': the port must be 0..65535 "
-                          "(0 = any free port)", listen);
+        return ab_err_set(err, AB_INVAL,
+                          "listen address '%s': the port must be 0..65535 "
+                          "(0 = any free port)",
+                          listen);
     char host[256];
     size_t hn = (size_t)(colon - listen);
     if (listen[0] == '[') {
@@ -384,13 +387,13 @@ ab_status http_listen_parse(const char *listen, struct sockaddr_storage *ss, soc
         *len = sizeof(*v6);
         return AB_OK;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, NULL, &hints, &res);
     if (gai != 0 || !res)
-        return ab_err_set(err, AB_INVAL, "listen address '%s': cannot resolve %s: %s", listen,
-                          host, gai_strerror(gai));
+        return ab_err_set(err, AB_INVAL, "listen address '%s': cannot resolve %s: %s", listen, host,
+                          gai_strerror(gai));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     if (ss->ss_family == AF_INET)

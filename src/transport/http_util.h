@@ -33,12 +33,12 @@ bool http_session_id_valid(const char *s);
 /* ---- request headers ---- */
 
 struct http_accept {
-    bool present;      /* the header was sent at all */
-    bool json;         /* application/json */
-    bool sse;          /* text/event-stream */
-    bool any;          /* star/star */
-    bool app_any;      /* application/star */
-    bool text_any;     /* text/star */
+    bool present;  /* the header was sent at all */
+    bool json;     /* application/json */
+    bool sse;      /* text/event-stream */
+    bool any;      /* star/star */
+    bool app_any;  /* application/star */
+    bool text_any; /* text/star */
 };
 
 /* Parse an Accept header (NULL = absent). Media ranges with q=0 are ignored (RFC 9110
@@ -86,8 +86,7 @@ bool http_origin_allowed(const char *origin, const char *const *allowed);
  * originating stream"). */
 #define HTTP_EVENT_NONCE_LEN 8
 #define HTTP_EVENT_ID_MAX    64
-void http_event_id_format(char *out, size_t cap, const char *nonce, uint64_t stream,
-                          uint64_t seq);
+void http_event_id_format(char *out, size_t cap, const char *nonce, uint64_t stream, uint64_t seq);
 /* Parse; nonce_out receives HTTP_EVENT_NONCE_LEN + 1 bytes. false on any malformation. */
 bool http_event_id_parse(const char *id, char *nonce_out, uint64_t *stream, uint64_t *seq);
 

@@ -34,7 +34,7 @@ struct sse_event {
 struct sse_ring {
     struct sse_event *ev; /* circular, `alloc` slots */
     size_t alloc;
-    size_t head;  /* index of the oldest event */
+    size_t head; /* index of the oldest event */
     size_t count;
     size_t bytes; /* sum of len */
     size_t max_events;

@@ -47,8 +47,7 @@ static void t_config_tokens(void)
     T_EQ_INT(http_auth_check(h, NULL, p, sizeof(p)), HTTP_AUTH_MISSING);
     T_EQ_INT(http_auth_check(h, "Basic YTpi", p, sizeof(p)), HTTP_AUTH_MISSING);
     T_EQ_INT(http_auth_check(h, "Bearer alpha-token-012345678", p, sizeof(p)), HTTP_AUTH_INVALID);
-    T_EQ_INT(http_auth_check(h, "Bearer alpha-token-01234567890", p, sizeof(p)),
-             HTTP_AUTH_INVALID);
+    T_EQ_INT(http_auth_check(h, "Bearer alpha-token-01234567890", p, sizeof(p)), HTTP_AUTH_INVALID);
     T_EQ_INT(http_auth_check(h, "Bearer ALPHA-token-0123456789", p, sizeof(p)), HTTP_AUTH_INVALID);
     T_EQ_STR(p, "");
     http_auth_free(h);
@@ -146,8 +145,11 @@ static void t_file_and_reload(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_off_without_tokens), T_CASE(t_config_tokens), T_CASE(t_file_format),
-    T_CASE(t_file_and_reload),    {0},
+    T_CASE(t_off_without_tokens),
+    T_CASE(t_config_tokens),
+    T_CASE(t_file_format),
+    T_CASE(t_file_and_reload),
+    {0},
 };
 
 T_MAIN(cases)

@@ -271,8 +271,8 @@ static void open_session(int port, const char *hdrs, char *sid)
     resp_free(&r);
     char h[512];
     snprintf(h, sizeof(h), "%sMcp-Session-Id: %s\r\n", hdrs, sid);
-    request(port, "POST", "/mcp", h, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
-            &r);
+    request(port, "POST", "/mcp", h,
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", &r);
     T_EQ_INT(r.status, 202);
     T_EQ_INT(r.body.len, 0);
     resp_free(&r);
@@ -445,8 +445,8 @@ static void t_replay_after_disconnect(void)
     T_EQ_INT(mcp_server_inflight(f.srv), 0);
 
     char h2[512];
-    snprintf(h2, sizeof(h2), "Mcp-Session-Id: %s\r\nAccept: text/event-stream\r\nLast-Event-ID: %s\r\n",
-             sid, eid);
+    snprintf(h2, sizeof(h2),
+             "Mcp-Session-Id: %s\r\nAccept: text/event-stream\r\nLast-Event-ID: %s\r\n", sid, eid);
     request(f.port, "GET", "/mcp", h2, NULL, &r);
     T_EQ_INT(r.status, 200);
     const char *b = buf_cstr(&r.body);
@@ -456,8 +456,10 @@ static void t_replay_after_disconnect(void)
     resp_free(&r);
 
     /* An id of this session's format but another nonce is refused. */
-    snprintf(h2, sizeof(h2), "Mcp-Session-Id: %s\r\nAccept: text/event-stream\r\nLast-Event-ID: "
-             "00000000-2-3\r\n", sid);
+    snprintf(h2, sizeof(h2),
+             "Mcp-Session-Id: %s\r\nAccept: text/event-stream\r\nLast-Event-ID: "
+             "00000000-2-3\r\n",
+             sid);
     request(f.port, "GET", "/mcp", h2, NULL, &r);
     T_EQ_INT(r.status, 400);
     resp_free(&r);
@@ -499,7 +501,7 @@ static void t_shutdown_cancels_after_grace(void)
     buf_init(&raw, 1 << 20);
     read_until(fd, &raw, "elicitation/create", 10000);
     T_EQ_INT(mcp_server_inflight(f.srv), 1);
-    stop(&f, 1000 + 10000); /* grace, then the cancelled call unwinds */
+    stop(&f, 1000 + 10000);           /* grace, then the cancelled call unwinds */
     read_until(fd, &raw, NULL, 5000); /* the stream ends */
     T_ASSERT(strstr(buf_cstr(&raw), "\"id\":5,\"result\"") == NULL);
     buf_cleanup(&raw);
@@ -546,14 +548,10 @@ static void t_many_sessions_and_streams(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_session_lifecycle),
-    T_CASE(t_status_codes),
-    T_CASE(t_principal_binding),
-    T_CASE(t_replay_after_disconnect),
-    T_CASE(t_json_mode_waits),
-    T_CASE(t_shutdown_cancels_after_grace),
-    T_CASE(t_many_sessions_and_streams),
-    {0},
+    T_CASE(t_session_lifecycle),         T_CASE(t_status_codes),
+    T_CASE(t_principal_binding),         T_CASE(t_replay_after_disconnect),
+    T_CASE(t_json_mode_waits),           T_CASE(t_shutdown_cancels_after_grace),
+    T_CASE(t_many_sessions_and_streams), {0},
 };
 
 T_MAIN(cases)

@@ -106,13 +106,14 @@ static void t_visible_ascii(void)
 static void t_host(void)
 {
     const char *extra[] = {"mcp.example.com:8443", "alias.example", NULL};
-    const char *ok[] = {"localhost", "LOCALHOST:80", "127.0.0.1", "127.0.0.1:8080", "[::1]",
-                        "[::1]:1", "mcp.example.com:8443", "alias.example", "ALIAS.example:9"};
-    const char *bad[] = {"evil.com",     "localhost.evil.com", "127.0.0.2",
-                         "evil:80",      "mcp.example.com",    "mcp.example.com:8444",
-                         "localhost:",   "localhost:abc",      "localhost:123456",
-                         "[::1",         "[::2]:80",           "",
-                         ":80",          "localhost:80:80",    "[::1]x"};
+    const char *ok[] = {
+        "localhost", "LOCALHOST:80",         "127.0.0.1",     "127.0.0.1:8080", "[::1]",
+        "[::1]:1",   "mcp.example.com:8443", "alias.example", "ALIAS.example:9"};
+    const char *bad[] = {"evil.com",   "localhost.evil.com", "127.0.0.2",
+                         "evil:80",    "mcp.example.com",    "mcp.example.com:8444",
+                         "localhost:", "localhost:abc",      "localhost:123456",
+                         "[::1",       "[::2]:80",           "",
+                         ":80",        "localhost:80:80",    "[::1]x"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (!http_host_allowed(ok[i], extra))
             T_FAIL("host %s should be allowed", ok[i]);
@@ -128,8 +129,9 @@ static void t_host(void)
 static void t_origin(void)
 {
     const char *extra[] = {"https://app.example.com", "http://tool.example:8080/", NULL};
-    const char *ok[] = {"http://localhost",      "http://localhost:6274", "https://127.0.0.1",
-                        "http://[::1]:3000",     "HTTP://LOCALHOST",      "https://app.example.com",
+    const char *ok[] = {"http://localhost",        "http://localhost:6274",
+                        "https://127.0.0.1",       "http://[::1]:3000",
+                        "HTTP://LOCALHOST",        "https://app.example.com",
                         "HTTPS://APP.example.com", "http://tool.example:8080"};
     const char *bad[] = {"null",
                          "http://evil.com",
@@ -168,9 +170,18 @@ static void t_event_ids(void)
     http_event_id_format(id, sizeof(id), "ffffffff", UINT64_C(18446744073709551), 99999999);
     T_ASSERT(http_event_id_parse(id, nonce, &stream, &seq));
     T_EQ_INT(seq, 99999999);
-    const char *bad[] = {"",           "garbage",        "0badc0de-3",       "0badc0de-3-",
-                         "0badc0de--17", "0badc0dE-3-17", "0badc0d-3-17",     "0badc0de-03-17",
-                         "0badc0de-3-17-1", "0badc0de-x-17", "0badc0de-3-1x",  "0badc0de 3 17",
+    const char *bad[] = {"",
+                         "garbage",
+                         "0badc0de-3",
+                         "0badc0de-3-",
+                         "0badc0de--17",
+                         "0badc0dE-3-17",
+                         "0badc0d-3-17",
+                         "0badc0de-03-17",
+                         "0badc0de-3-17-1",
+                         "0badc0de-x-17",
+                         "0badc0de-3-1x",
+                         "0badc0de 3 17",
                          "0badc0de-99999999999999999999-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (http_event_id_parse(bad[i], nonce, &stream, &seq))
@@ -213,8 +224,8 @@ static void t_listen(void)
     T_ASSERT(!http_sockaddr_is_loopback((struct sockaddr *)&ss));
     T_OK(http_listen_parse("[::ffff:127.0.0.1]:80", &ss, &len, &err));
     T_ASSERT(http_sockaddr_is_loopback((struct sockaddr *)&ss));
-    const char *bad[] = {"8080", ":8080", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-                         "127.0.0.1:80x", "[::1:80", "[]:80"};
+    const char *bad[] = {"8080",         ":8080",         "127.0.0.1:", "127.0.0.1:65536",
+                         "127.0.0.1:-1", "127.0.0.1:80x", "[::1:80",    "[]:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ab_err_clear(&err);
         if (http_listen_parse(bad[i], &ss, &len, &err) == AB_OK)
@@ -224,9 +235,17 @@ static void t_listen(void)
 }
 
 static const struct t_case cases[] = {
-    T_CASE(t_session_ids), T_CASE(t_accept),     T_CASE(t_content_type), T_CASE(t_bearer),
-    T_CASE(t_visible_ascii), T_CASE(t_host),     T_CASE(t_origin),       T_CASE(t_event_ids),
-    T_CASE(t_sse_format),  T_CASE(t_listen),     {0},
+    T_CASE(t_session_ids),
+    T_CASE(t_accept),
+    T_CASE(t_content_type),
+    T_CASE(t_bearer),
+    T_CASE(t_visible_ascii),
+    T_CASE(t_host),
+    T_CASE(t_origin),
+    T_CASE(t_event_ids),
+    T_CASE(t_sse_format),
+    T_CASE(t_listen),
+    {0},
 };
 
 T_MAIN(cases)
