@@ -64,6 +64,15 @@ test('health endpoints need no token and no session; unknown paths are 404', asy
   assert.equal(n.status, 404);
 });
 
+test('GET /metrics: Prometheus text with the HTTP session counts', async () => {
+  await openSession(url);
+  const m = await request(url.replace('/mcp', '/metrics'), { method: 'GET' });
+  assert.equal(m.status, 200);
+  assert.match(m.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  assert.match(m.text, /^agentbox_build_info\{/m);
+  assert.match(m.text, /^agentbox_http_sessions(_open)? [1-9]/m);
+});
+
 test('405 with Allow for methods the endpoint does not serve; OPTIONS answers CORS preflight', async () => {
   for (const method of ['PUT', 'PATCH']) {
     const r = await request(url, { method, headers: { Accept: ACCEPT_BOTH }, body: PING });
@@ -307,6 +316,10 @@ test('auth: 401 + WWW-Authenticate without a valid bearer token; sessions are bo
     assert.match(wrong.headers['www-authenticate'], /error="invalid_token"/);
     const h = await request(sec.url.replace('/mcp', '/healthz'), { method: 'GET' });
     assert.equal(h.status, 200);
+    const m = await request(sec.url.replace('/mcp', '/metrics'), { method: 'GET' });
+    assert.equal(m.status, 401, 'metrics need the token');
+    const m2 = await request(sec.url.replace('/mcp', '/metrics'), { method: 'GET', headers: { Authorization: `Bearer ${alice}` } });
+    assert.equal(m2.status, 200);
     const s = await openSession(sec.url, { headers: { Authorization: `Bearer ${alice}` } });
     const mine = await post(sec.url, s.sid, PING, { headers: { Authorization: `bearer ${alice}` } });
     assert.equal(mine.status, 200);
