@@ -960,7 +960,7 @@ static enum MHD_Result serve_request(struct hreq *r, struct hsession *s, json_t 
         struct buf b;
         buf_init(&b, SIZE_MAX / 2);
         if (http_sse_priming(&b, id, hs->retry_ms) == AB_OK &&
-            buf_append(&b, r->out.data + r->out_off, r->out.len - r->out_off) == AB_OK) {
+            buf_append(&b, buf_cstr(&r->out) + r->out_off, r->out.len - r->out_off) == AB_OK) {
             buf_cleanup(&r->out);
             r->out = b;
             r->out_off = 0;
