@@ -23,7 +23,7 @@ case $name in jsonrpc|http) max_len=16384 ;; esac
 
 # 1. Regression: every seed once (libFuzzer exits non-zero on the first crash).
 echo "== fuzz $name: replaying the seed corpus"
-"$bin" -runs=0 -timeout=20 $dict "$seeds" 2>"$work/replay.log" || {
+"$bin" -runs=0 -timeout=20 -artifact_prefix="$work/" $dict "$seeds" 2>"$work/replay.log" || {
   tail -n 60 "$work/replay.log"; exit 1; }
 grep -E "INITED|DONE" "$work/replay.log" | tail -n 2 || true
 
