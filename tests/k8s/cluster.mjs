@@ -3,6 +3,7 @@
 // test driver, bench):
 //   node tests/k8s/cluster.mjs --info-file F [--tls] [--versions v1alpha1] [--warm N]
 //                              [--router-token T] [--pod-start-delay MS] [--bookmark-ms MS]
+//                              [--isolated-pods [--pod-uid N] [--pod-workspace PATH]]
 // Writes the connection info as JSON to F (atomically) once everything listens. Exits when
 // stdin reaches EOF (the parent died or closed the pipe) or on SIGTERM/SIGINT, stopping every
 // runtime it started, so it never outlives its test.
@@ -25,6 +26,9 @@ const cluster = await startCluster({
   bookmarkMs: opt('--bookmark-ms') !== undefined ? Number(opt('--bookmark-ms')) : undefined,
   runtimeTimeout: opt('--runtime-timeout'),
   noCrds: flag('--no-crds'),
+  isolatePods: flag('--isolated-pods'),
+  podUid: opt('--pod-uid') !== undefined ? Number(opt('--pod-uid')) : undefined,
+  podWorkspace: opt('--pod-workspace'),
 });
 fs.writeFileSync(infoFile + '.tmp', JSON.stringify(cluster.info, null, 2));
 fs.renameSync(infoFile + '.tmp', infoFile);

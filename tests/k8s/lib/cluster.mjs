@@ -12,8 +12,11 @@
 //   GET  /_admin/state                    claims, sandboxes, pools, pods, counters
 //   GET  /_admin/requests                 API request log; DELETE clears it
 //   GET  /_admin/router-requests          requests the router saw
-// Everything binds loopback only. TLS (tls: true) generates a throwaway CA, server and client
-// certificates with openssl so kubeconfig client-certificate and CA handling can be tested.
+// isolatePods: true runs each pod's runtime in a mount namespace of its own with the pod's
+// volume at its mountPath, as the template's runAsUser (controller.mjs, runtime.mjs; needs
+// root). Everything binds loopback only. TLS (tls: true) generates a throwaway CA, server and
+// client certificates with openssl so kubeconfig client-certificate and CA handling can be
+// tested.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +39,17 @@ function makeCerts(dir) {
   return { ca: p('ca.crt'), cert: p('server.crt'), key: p('server.key'), clientCert: p('client.crt'), clientKey: p('client.key') };
 }
 
+// The bootstrapped template's pod spec. With isolatePods it is a production-like one
+// (examples/k8s/sandbox-template.yaml): a non-root user and an emptyDir volume at
+// opts.podWorkspace (default /workspace), which the emulated pods honour.
+function podSpec(opts) {
+  const c = { name: 'runtime', image: 'agentbox-runtime:test', ports: [{ containerPort: 8888 }] };
+  if (!opts.isolatePods) return { containers: [c] };
+  c.securityContext = { runAsNonRoot: true, runAsUser: opts.podUid ?? 1000, allowPrivilegeEscalation: false };
+  c.volumeMounts = [{ name: 'workspace', mountPath: opts.podWorkspace || '/workspace' }];
+  return { containers: [c], volumes: [{ name: 'workspace', emptyDir: {} }] };
+}
+
 export async function startCluster(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'abk8s-'));
   const ns = opts.namespace || 'default';
@@ -46,7 +60,7 @@ export async function startCluster(opts = {}) {
     tls = { key: fs.readFileSync(certs.key), cert: fs.readFileSync(certs.cert), ca: fs.readFileSync(certs.ca), requestCert: true, rejectUnauthorized: false };
   }
   const api = new ApiServer({ token, tls, servedVersions: opts.servedVersions, bookmarkMs: opts.bookmarkMs, watchTimeoutS: opts.watchTimeoutS, noCrds: opts.noCrds, admin: (...a) => admin(...a) });
-  const controller = new Controller(api, { namespace: ns, podStartDelayMs: opts.podStartDelayMs, runtimeTimeout: opts.runtimeTimeout });
+  const controller = new Controller(api, { namespace: ns, podStartDelayMs: opts.podStartDelayMs, runtimeTimeout: opts.runtimeTimeout, isolatePods: !!opts.isolatePods });
   const router = new Router({ controller, api, token: opts.routerToken || null });
   await api.listen('127.0.0.1', opts.apiPort || 0);
   await router.listen('127.0.0.1', opts.routerPort || 0);
@@ -56,7 +70,7 @@ export async function startCluster(opts = {}) {
   if (!opts.noCrds && !opts.empty) {
     api.create(GE, 'sandboxtemplates', ns, {
       apiVersion: `${GE}/${version}`, kind: 'SandboxTemplate', metadata: { name: TEMPLATE },
-      spec: { podTemplate: { metadata: { labels: { app: 'agentbox-sandbox' } }, spec: { containers: [{ name: 'runtime', image: 'agentbox-runtime:test', ports: [{ containerPort: 8888 }] }] } } },
+      spec: { podTemplate: { metadata: { labels: { app: 'agentbox-sandbox' } }, spec: podSpec(opts) } },
     });
     api.create(GE, 'sandboxwarmpools', ns, { apiVersion: `${GE}/${version}`, kind: 'SandboxWarmPool', metadata: { name: 'warm-pool' }, spec: { replicas: opts.warmReplicas ?? 2, sandboxTemplateRef: { name: TEMPLATE } } });
     api.create(GE, 'sandboxwarmpools', ns, { apiVersion: `${GE}/${version}`, kind: 'SandboxWarmPool', metadata: { name: 'cold-pool' }, spec: { replicas: 0, sandboxTemplateRef: { name: TEMPLATE } } });

@@ -154,8 +154,23 @@ export class Controller {
     throw new Error('no free loopback address for a pod');
   }
 
+  // opts.isolatePods: each runtime runs in an isolated "pod" (runtime.mjs) built from the
+  // Sandbox's pod template: the first container's first volumeMount is where the pod's
+  // directory appears (and the runtime's --base-dir), securityContext.runAsUser (container,
+  // else pod) is the user it runs as.
+  podIsolation(name) {
+    if (!this.opts.isolatePods) return null;
+    const spec = this.api.get(GA, 'sandboxes', this.ns, name)?.spec?.podTemplate?.spec || {};
+    const c = spec.containers?.[0] || {};
+    return {
+      rootDir: path.join(this.dir, `${name}.root`),
+      mountPath: c.volumeMounts?.[0]?.mountPath || '/app',
+      runAsUser: c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser ?? 0,
+    };
+  }
+
   async startPod(name) {
-    const pod = { starting: true, ip: null, rt: null, dir: path.join(this.dir, name) };
+    const pod = { starting: true, ip: null, rt: null, dir: path.join(this.dir, name), isolation: this.podIsolation(name) };
     this.pods.set(name, pod);
     fs.mkdirSync(pod.dir, { recursive: true });
     if (this.faults.podStartDelayMs) await new Promise((r) => setTimeout(r, this.faults.podStartDelayMs));
@@ -167,7 +182,7 @@ export class Controller {
     for (let attempt = 0; attempt < 5 && !pod.rt; attempt++) {
       const ip = await this.allocIp();
       try {
-        pod.rt = await startRuntime({ baseDir: pod.dir, host: ip, port: this.opts.podPort || 8888, timeout: this.opts.runtimeTimeout });
+        pod.rt = await startRuntime({ baseDir: pod.dir, host: ip, port: this.opts.podPort || 8888, timeout: this.opts.runtimeTimeout, pod: pod.isolation });
         pod.ip = ip;
       } catch (e) {
         if (attempt === 4) throw e;
@@ -188,6 +203,7 @@ export class Controller {
     pod.stopping = true;
     await pod.rt?.stop();
     if (removeFiles) fs.rmSync(pod.dir, { recursive: true, force: true });
+    if (pod.isolation) fs.rmSync(pod.isolation.rootDir, { recursive: true, force: true });
   }
 
   async killRuntime(name, restartAfterMs = 200) {
@@ -201,7 +217,7 @@ export class Controller {
     setTimeout(async () => {
       if (this.stopped || this.pods.get(name) !== pod) return;
       try {
-        pod.rt = await startRuntime({ baseDir: pod.dir, host: pod.ip, port: this.opts.podPort || 8888, timeout: this.opts.runtimeTimeout });
+        pod.rt = await startRuntime({ baseDir: pod.dir, host: pod.ip, port: this.opts.podPort || 8888, timeout: this.opts.runtimeTimeout, pod: pod.isolation });
         pod.down = false;
         pod.rt.proc.on('exit', () => { if (this.pods.get(name) === pod && !pod.stopping) { pod.down = true; this.enqueue('sandbox', name); } });
         this.enqueue('sandbox', name);

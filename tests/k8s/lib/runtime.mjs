@@ -17,15 +17,52 @@ export function runtimeBin() {
   return b;
 }
 
+// An isolated "pod" (opts.pod): the runtime runs in a mount namespace of its own whose root
+// is a fresh tmpfs holding the host's system directories (bound), a private /tmp, and the
+// pod's volume (opts.baseDir on the host) at opts.pod.mountPath, as the user
+// opts.pod.runAsUser: what a container with a volumeMount and a securityContext sees. So
+// absolute paths in commands (/workspace/x) mean the same as in a real pod, and a
+// non-root user meets file permissions. Needs root (mount(2)); util-linux unshare/chroot.
+const POD_SCRIPT = `set -e
+R=$1; VOL=$2; MNT=$3; BINDIR=$4; PORTDIR=$5; U=$6; shift 6
+mount -t tmpfs -o mode=0755 pod-root "$R"
+for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc; do
+  if [ -L "$d" ]; then ln -s "$(readlink "$d")" "$R$d"
+  elif [ -d "$d" ]; then mkdir -p "$R$d"; mount --rbind "$d" "$R$d"; fi
+done
+mkdir -p "$R/proc" "$R/dev" "$R/tmp" "$R$MNT" "$R/.agentbox-runtime" "$R/.agentbox-port"
+mount --rbind /proc "$R/proc"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs -o mode=1777 pod-tmp "$R/tmp"
+mount --bind "$VOL" "$R$MNT"
+mount --bind "$BINDIR" "$R/.agentbox-runtime"
+mount --bind "$PORTDIR" "$R/.agentbox-port"
+exec chroot --userspec="$U:$U" "$R" "$@"
+`;
+
 // Start a runtime; resolves once it listens. opts: baseDir, host ('127.0.0.1'), port (0 =
-// free), timeout (seconds, string), bin.
+// free), timeout (seconds, string), bin, pod ({rootDir, mountPath, runAsUser}: isolated).
 export async function startRuntime(opts) {
   const host = opts.host || '127.0.0.1';
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'abrt-port-'));
   const portFile = path.join(tmp, 'port');
-  const args = ['--listen', `${host}:${opts.port || 0}`, '--base-dir', opts.baseDir, '--port-file', portFile];
+  const bin = opts.bin || runtimeBin();
+  let cmd = bin;
+  let args = ['--listen', `${host}:${opts.port || 0}`, '--base-dir', opts.baseDir, '--port-file', portFile];
   if (opts.timeout) args.push('--timeout', String(opts.timeout));
-  const proc = spawn(opts.bin || runtimeBin(), args, { stdio: ['ignore', 'ignore', opts.quiet === false ? 'inherit' : 'pipe'] });
+  if (opts.pod) {
+    const uid = opts.pod.runAsUser ?? 0;
+    fs.mkdirSync(opts.pod.rootDir, { recursive: true });
+    fs.chownSync(opts.baseDir, uid, uid);
+    fs.chownSync(tmp, uid, uid);
+    args[args.indexOf('--base-dir') + 1] = opts.pod.mountPath;
+    args[args.indexOf('--port-file') + 1] = '/.agentbox-port/port';
+    args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', POD_SCRIPT, 'pod',
+      opts.pod.rootDir, opts.baseDir, opts.pod.mountPath, path.dirname(path.resolve(bin)), tmp, String(uid),
+      `/.agentbox-runtime/${path.basename(bin)}`, ...args];
+    cmd = 'unshare';
+  }
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', opts.quiet === false ? 'inherit' : 'pipe'] });
   let stderr = '';
   if (proc.stderr) proc.stderr.on('data', (d) => { if (stderr.length < 65536) stderr += d; });
   live.add(proc);
