@@ -1116,6 +1116,95 @@ static bool parse_rec(const char *d, size_t len, size_t *pos, struct rec *r)
     return true;
 }
 
+/* Shell snippets (used inside ab_asprintf formats, hence the doubled %) that tell why a path
+ * $p cannot be used, for the exit codes below. `test -e` is false both when a path is absent
+ * and when a directory above it may not be searched (stat(2) fails with ENOENT or EACCES;
+ * test(1) does not say which), so the nearest existing ancestor decides: a directory the
+ * sandbox user may not search means "permission denied", a non-directory means "not a
+ * directory", anything else "absent". Directory names come from dirname with a sentinel
+ * character, because $(...) strips trailing newlines, which are valid in file names. */
+/* clang-format off */
+#define SH_UP(v) v "=$(dirname -- \"$" v "\"; printf x); " v "=${" v "%%??}; "
+#define SH_WHY_MISSING                                                                        \
+    "a=$p; while [ \"$a\" != / ] && [ \"$a\" != . ]; do " SH_UP("a")                         \
+    "if [ -e \"$a\" ] || [ -L \"$a\" ]; then "                                                \
+    "[ -d \"$a\" ] || exit 6; [ -x \"$a\" ] || exit 5; exit 3; fi; done; exit 3"
+/* clang-format on */
+
+enum {
+    WHY_OK = 0,
+    WHY_ABSENT = 3,
+    WHY_ISDIR = 4,
+    WHY_DENIED = 5,
+    WHY_NOTDIR = 6,
+    WHY_UNKNOWN = 7,
+};
+
+static ab_status why_status(int code, const char *path, struct ab_err *err)
+{
+    switch (code) {
+    case WHY_ABSENT:
+        return ab_err_set(err, AB_NOTFOUND, "%s: no such file or directory", path);
+    case WHY_ISDIR:
+        return ab_err_set(err, AB_ISDIR, "%s is a directory", path);
+    case WHY_DENIED:
+        return ab_err_set(err, AB_DENIED, "%s: permission denied", path);
+    case WHY_NOTDIR:
+        return ab_err_set(err, AB_NOTDIR, "%s: a parent is not a directory", path);
+    default:
+        return AB_OK;
+    }
+}
+
+/* Why can the runtime not read path (it answered 404 or an error)? WHY_* in *code. */
+static ab_status why_unreadable(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                                int *code, struct ab_err *err)
+{
+    char *real = to_real(p, h, path);
+    char *q = k8s_shquote(real);
+    char *script = ab_asprintf("p=%s; if [ -e \"$p\" ] || [ -L \"$p\" ]; then [ -d \"$p\" ] && "
+                               "exit 4; [ -r \"$p\" ] || exit 5; exit 7; fi; " SH_WHY_MISSING,
+                               q);
+    struct buf out;
+    ab_status rc = run_script(p, h, script, &out, code, err);
+    if (!rc)
+        buf_cleanup(&out);
+    free(script);
+    free(q);
+    free(real);
+    return rc;
+}
+
+/* Why could the runtime not create path? Creates missing parent directories when that is
+ * all that was wrong (python-runtime <= 0.5.6 does not), answering WHY_OK: retry. */
+static ab_status why_unwritable(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                                int *code, struct ab_err *err)
+{
+    char *real = to_real(p, h, path);
+    char *q = k8s_shquote(real);
+    /* clang-format off */
+    char *script = ab_asprintf(
+        "p=%s; [ -d \"$p\" ] && exit 4; "
+        "if [ -e \"$p\" ] || [ -L \"$p\" ]; then [ -w \"$p\" ] || exit 5; exit 7; fi; "
+        "d=$p; " SH_UP("d")
+        "a=$d; until [ -e \"$a\" ] || [ -L \"$a\" ]; do "
+        "[ \"$a\" = / ] || [ \"$a\" = . ] && exit 7; " SH_UP("a")
+        "done; "
+        "[ -d \"$a\" ] || exit 6; [ -w \"$a\" ] && [ -x \"$a\" ] || exit 5; "
+        "[ \"$a\" = \"$d\" ] && exit 7; "
+        "mkdir -p -- \"$d\" 2>/dev/null || exit 5; exit 0",
+        q);
+    /* clang-format on */
+    struct buf out;
+    ab_status rc = run_script(p, h, script, &out, code, err);
+    if (!rc)
+        buf_cleanup(&out);
+    free(script);
+    free(q);
+    free(real);
+    return rc;
+}
+
 ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *path,
                       struct sbx_stat *st, struct ab_err *err)
 {
@@ -1124,17 +1213,17 @@ ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *
         return rc;
     char *real = to_real(p, h, path);
     char *q = k8s_shquote(real);
-    char *script = ab_asprintf("[ -e %s ] || [ -L %s ] || exit 3; find %s -maxdepth 0 -printf "
-                               "%s 2>/dev/null",
-                               q, q, q, FIND_FMT_NAME);
+    char *script = ab_asprintf("p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING
+                               "; fi; find \"$p\" -maxdepth 0 -printf %s 2>/dev/null",
+                               q, FIND_FMT_NAME);
     struct buf out;
     int code = 0;
     rc = run_script(p, h, script, &out, &code, err);
     if (!rc) {
         size_t pos = 0;
         struct rec r;
-        if (code == 3)
-            rc = ab_err_set(err, AB_NOTFOUND, "%s: no such file or directory", path);
+        if (code == WHY_ABSENT || code == WHY_DENIED || code == WHY_NOTDIR)
+            rc = why_status(code, path, err);
         else if (!parse_rec(out.data ? out.data : "", out.len, &pos, &r))
             rc = ab_err_set(err, AB_DENIED, "%s: cannot stat (permission denied)", path);
         else
@@ -1155,10 +1244,11 @@ ab_status k8s_rt_list_dir(struct k8s_provider *p, struct sbx_handle *h, const ch
         return rc;
     char *real = to_real(p, h, path);
     char *q = k8s_shquote(real);
-    char *script = ab_asprintf("[ -e %s ] || [ -L %s ] || exit 3; [ -d %s ] || exit 4; "
-                               "[ -r %s ] && [ -x %s ] || exit 5; "
-                               "find %s -mindepth 1 -maxdepth 1 -printf %s 2>/dev/null",
-                               q, q, q, q, q, q, FIND_FMT_NAME);
+    char *script =
+        ab_asprintf("p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING
+                    "; fi; [ -d \"$p\" ] || exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
+                    "find \"$p\" -mindepth 1 -maxdepth 1 -printf %s 2>/dev/null",
+                    q, FIND_FMT_NAME);
     struct buf out;
     int code = 0;
     rc = run_script(p, h, script, &out, &code, err);
@@ -1167,11 +1257,10 @@ ab_status k8s_rt_list_dir(struct k8s_provider *p, struct sbx_handle *h, const ch
     free(real);
     if (rc)
         return rc;
-    if (code == 3 || code == 4 || code == 5) {
+    if (code == WHY_ABSENT || code == WHY_ISDIR || code == WHY_DENIED || code == WHY_NOTDIR) {
         buf_cleanup(&out);
-        return code == 3   ? ab_err_set(err, AB_NOTFOUND, "%s: no such directory", path)
-               : code == 4 ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", path)
-                           : ab_err_set(err, AB_DENIED, "%s: permission denied", path);
+        return code == WHY_ISDIR ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", path)
+                                 : why_status(code, path, err);
     }
     struct sbx_dirent *v = NULL;
     size_t nv = 0, cap = 0, pos = 0;
@@ -1247,14 +1336,22 @@ ab_status k8s_rt_walk(struct k8s_provider *p, struct sbx_handle *h, const struct
     char *real = to_real(p, h, req->root);
     char *q = k8s_shquote(real);
     char *script;
+    /* The root must be a directory we may list (else the caller's error); below it, a
+     * directory find cannot read makes find exit non-zero: the walk is then incomplete
+     * (core's fallback does the same with list_dir's AB_DENIED). */
+#define WALK_ROOT_CHECK                                                                            \
+    "p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING "; fi; [ -d \"$p\" ] || "  \
+    "exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
     if (req->skip_dot_dirs)
-        script = ab_asprintf("[ -d %s ] || exit 4; find %s -mindepth 1 \\( -type d -name '.*' "
-                             "-printf %s -prune \\) -o -printf %s 2>/dev/null; exit 0",
-                             q, q, FIND_FMT, FIND_FMT);
+        script = ab_asprintf(WALK_ROOT_CHECK "find \"$p\" -mindepth 1 \\( -type d -name '.*' "
+                                             "-printf %s -prune \\) -o -printf %s 2>/dev/null || "
+                                             "exit 9; exit 0",
+                             q, FIND_FMT, FIND_FMT);
     else
-        script = ab_asprintf("[ -d %s ] || exit 4; find %s -mindepth 1 -printf %s 2>/dev/null; "
-                             "exit 0",
-                             q, q, FIND_FMT);
+        script = ab_asprintf(WALK_ROOT_CHECK "find \"$p\" -mindepth 1 -printf %s 2>/dev/null || "
+                                             "exit 9; exit 0",
+                             q, FIND_FMT);
+#undef WALK_ROOT_CHECK
     struct buf out;
     int code = 0;
     rc = run_script(p, h, script, &out, &code, err);
@@ -1263,13 +1360,13 @@ ab_status k8s_rt_walk(struct k8s_provider *p, struct sbx_handle *h, const struct
     free(real);
     if (rc)
         return rc;
-    if (code == 4) {
+    if (code == WHY_ABSENT || code == WHY_ISDIR || code == WHY_DENIED || code == WHY_NOTDIR) {
         buf_cleanup(&out);
-        struct sbx_stat st;
-        if (k8s_rt_stat(p, h, req->root, &st, NULL) == AB_NOTFOUND)
-            return ab_err_set(err, AB_NOTFOUND, "%s: no such directory", req->root);
-        return ab_err_set(err, AB_NOTDIR, "%s: not a directory", req->root);
+        return code == WHY_ISDIR ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", req->root)
+                                 : why_status(code, req->root, err);
     }
+    if (code == 9)
+        *truncated = true;
     struct wrec *v = NULL;
     size_t nv = 0, cap = 0, pos = 0;
     struct rec r;
@@ -1525,13 +1622,16 @@ ab_status k8s_rt_read_file(struct k8s_provider *p, struct sbx_handle *h, const c
             else
                 rc = buf_append(out, r.body.data ? r.body.data : "", r.body.len);
         } else if (r.status == 404) {
-            /* 404 is both "missing" and "a directory" upstream: stat tells them apart. */
-            struct sbx_stat st;
-            ab_status src = k8s_rt_stat(p, h, path, &st, NULL);
-            if (src == AB_OK && (st.type == SBX_FT_DIR || st.target_type == SBX_FT_DIR))
-                rc = ab_err_set(err, AB_ISDIR, "%s is a directory", path);
-            else
-                rc = ab_err_set(err, AB_NOTFOUND, "%s: no such file", path);
+            /* 404 is "missing", "a directory" and "cannot open" upstream: ask the sandbox. */
+            int code = WHY_ABSENT;
+            rc = why_unreadable(p, h, path, &code, err);
+            if (!rc)
+                rc = code == WHY_UNKNOWN || code == WHY_OK
+                         ? ab_err_set(err, AB_SANDBOX,
+                                      "reading %s failed: the runtime answered 404 for a "
+                                      "readable file",
+                                      path)
+                         : why_status(code, path, err);
         } else if (r.status == 403) {
             /* a symlink leading out of the base dir: the runtime refuses, exec can read */
             buf_cleanup(&r.body);
@@ -1546,28 +1646,39 @@ ab_status k8s_rt_read_file(struct k8s_provider *p, struct sbx_handle *h, const c
     return rc;
 }
 
+/* Write through a command (stdin to `cat`): for paths outside the base directory, which only
+ * agentbox-runtime's exec can reach (inside = false), and for names the multipart upload
+ * cannot carry (inside = true; works with both runtimes). */
 static ab_status write_via_exec(struct k8s_provider *p, struct sbx_handle *h, const char *path,
-                                const void *data, size_t len, struct ab_err *err)
+                                const void *data, size_t len, bool inside, struct ab_err *err)
 {
-    if (!h->rt_ext)
+    if (!h->rt_ext && !inside)
         return ab_err_set(err, AB_DENIED, "%s is outside the runtime's base directory (%s), "
                                           "which the python-runtime cannot write",
                           path, p->workspace);
     char *real = to_real(p, h, path);
     char *q = k8s_shquote(real);
-    char *script = ab_asprintf("d=$(dirname -- %s); mkdir -p -- \"$d\" 2>/dev/null; "
-                               "[ -d %s ] && exit 4; cat > %s 2>/dev/null || exit 5",
-                               q, q, q);
+    /* clang-format off */
+    char *script = ab_asprintf("p=%s; d=$p; " SH_UP("d") "mkdir -p -- \"$d\" 2>/dev/null; "
+                               "[ -d \"$p\" ] && exit 4; cat > \"$p\" 2>/dev/null || exit 5",
+                               q);
+    /* clang-format on */
     const char *argv[] = {"sh", "-c", script, NULL};
     struct sbx_exec_req req = {.argv = argv, .stdin_data = data ? data : "", .stdin_len = len,
                                .timeout_ms = p->request_timeout_s * 4000, .output_cap = 4096};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
     ab_status rc = k8s_rt_exec(p, h, &req, &res, err);
-    if (!rc && res.exit_code == 4)
+    if (!rc && res.exit_code == 4) {
         rc = ab_err_set(err, AB_ISDIR, "%s is a directory", path);
-    else if (!rc && res.exit_code != 0)
-        rc = ab_err_set(err, AB_DENIED, "%s: cannot write (permission denied)", path);
+    } else if (!rc && res.exit_code != 0) {
+        int code = WHY_DENIED;
+        rc = why_unwritable(p, h, path, &code, err);
+        if (!rc)
+            rc = code == WHY_OK || code == WHY_UNKNOWN
+                     ? ab_err_set(err, AB_DENIED, "%s: cannot write (permission denied)", path)
+                     : why_status(code, path, err);
+    }
     sbx_exec_result_cleanup(&res);
     free(script);
     free(q);
@@ -1584,7 +1695,12 @@ ab_status k8s_rt_write_file(struct k8s_provider *p, struct sbx_handle *h, const 
     const char *rel = rel_in_workspace(p, path);
     if (!rel || !*rel)
         return rel ? ab_err_set(err, AB_ISDIR, "%s is a directory", path)
-                   : write_via_exec(p, h, path, data, len, err);
+                   : write_via_exec(p, h, path, data, len, false, err);
+    /* libcurl writes '"', CR and LF of a form-data filename as %22, %0D, %0A (the HTML5
+     * multipart/form-data encoding, curl_mime_filename(3)) and neither runtime decodes them,
+     * so such a name would be created under another name: write it through a command. */
+    if (strpbrk(rel, "\"\r\n"))
+        return write_via_exec(p, h, path, data, len, true, err);
     struct rt_req q = {.method = "POST", .path = "/upload", .upload = data, .upload_len = len,
                        .upload_name = rel, .idempotent = true,
                        .timeout_s = p->request_timeout_s * 4, .max_body = 1u << 20};
@@ -1600,28 +1716,20 @@ ab_status k8s_rt_write_file(struct k8s_provider *p, struct sbx_handle *h, const 
         if (status == 200)
             return AB_OK;
         if (status == 403)
-            return write_via_exec(p, h, path, data, len, err);
-        if (status == 500 && round == 0) {
-            /* python-runtime <= 0.5.6 does not create parent directories (a 500): make them
-             * and try once more; a directory in the way is reported as such. */
-            struct sbx_stat st;
-            if (k8s_rt_stat(p, h, path, &st, NULL) == AB_OK && st.type == SBX_FT_DIR)
-                return ab_err_set(err, AB_ISDIR, "%s is a directory", path);
-            char *real = to_real(p, h, path);
-            char *slash = real ? strrchr(real, '/') : NULL;
-            if (slash && slash != real) {
-                *slash = '\0';
-                char *qd = k8s_shquote(real);
-                char *script = ab_asprintf("mkdir -p -- %s", qd);
-                struct buf out;
-                int code = 0;
-                if (run_script(p, h, script, &out, &code, NULL) == AB_OK)
-                    buf_cleanup(&out);
-                free(script);
-                free(qd);
+            return write_via_exec(p, h, path, data, len, false, err);
+        if (status == 500) {
+            /* The runtime could not open the file (its text has the errno, in a wording
+             * that differs between runtimes): ask the sandbox why. Missing parents
+             * (python-runtime <= 0.5.6 does not create them) are made, then once more. */
+            int code = WHY_UNKNOWN;
+            struct ab_err sub;
+            ab_err_clear(&sub);
+            if (why_unwritable(p, h, path, &code, &sub) == AB_OK && code != WHY_UNKNOWN &&
+                (code != WHY_OK || round == 0)) {
+                if (code == WHY_OK)
+                    continue;
+                return why_status(code, path, err);
             }
-            free(real);
-            continue;
         }
         return ab_err_set(err, status == 500 ? AB_IO : AB_SANDBOX, "writing %s failed: %s (HTTP %ld)",
                           path, txt, status);
