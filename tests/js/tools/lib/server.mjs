@@ -139,8 +139,18 @@ export async function startServer(opts = {}) {
   let stderr = '';
   transport.stderr.on('data', (d) => { stderr += d; if (stderr.length > 262144) stderr = stderr.slice(-131072); });
   const client = new Client({ name: 'agentbox-tools-e2e', version: '1.0.0' }, { capabilities: opts.capabilities || {} });
+  // Every JSON-RPC message in both directions, in wire order ({dir: 'in'|'out', msg}), for
+  // tests that check ordering below the SDK. (The SDK runs notification handlers in a
+  // microtask but response handlers at once, so a progress notification that arrives in the
+  // same read as its response reaches onprogress after the handler is gone and is dropped
+  // with "unknown token"; the wire order is what the server controls.)
+  const wire = [];
   try {
     await client.connect(transport);
+    const onmessage = transport.onmessage;
+    transport.onmessage = (msg, extra) => { wire.push({ dir: 'in', msg }); onmessage?.(msg, extra); };
+    const send = transport.send.bind(transport);
+    transport.send = (msg, o) => { wire.push({ dir: 'out', msg }); return send(msg, o); };
     // Listing the tools makes the SDK validate every structuredContent against its
     // outputSchema from now on (Client.callTool).
     await client.listTools();
@@ -157,6 +167,7 @@ export async function startServer(opts = {}) {
     provider: opts.provider,
     get stderr() { return stderr; },
     get pid() { return transport.pid; },
+    wire,
     // tools/call; meta.thread sets _meta["agentbox/thread_id"]. Extra request options
     // (signal, onprogress, timeout) go in reqOpts.
     async call(name, args, meta = {}, reqOpts = {}) {
