@@ -65,10 +65,16 @@ char *k8s_shquote(const char *s)
     return buf_steal(&b, NULL);
 }
 
-/* Python urllib.parse.quote(path, safe=''): what the SDK does for /download/ /list/ /exists/. */
-static char *quote_all(const char *s)
+/* A path in a /download/ /list/ /exists/ URL, quoted twice: the runtime decodes it twice (the
+ * HTTP server, then the handler's own unquote; agent-sandbox.md section 4). The upstream SDK
+ * quotes once (urllib.parse.quote(path, safe='')), which turns a literal '%' in a file name
+ * into another name ("%22" becomes '"'); twice is right for every name. */
+static char *quote_path(const char *s)
 {
-    return k8s_urlencode(s);
+    char *once = k8s_urlencode(s);
+    char *twice = once ? k8s_urlencode(once) : NULL;
+    free(once);
+    return twice;
 }
 
 /* ---- path mapping ---- */
@@ -1603,7 +1609,7 @@ ab_status k8s_rt_read_file(struct k8s_provider *p, struct sbx_handle *h, const c
     if (!rel || !*rel)
         return rel ? ab_err_set(err, AB_ISDIR, "%s is a directory", path)
                    : read_via_exec(p, h, path, max_bytes, out, err);
-    char *enc = quote_all(rel);
+    char *enc = quote_path(rel);
     char *rpath = ab_asprintf("/download/%s", enc);
     free(enc);
     struct rt_req q = {.method = "GET", .path = rpath, .idempotent = true,
