@@ -135,6 +135,9 @@ export async function startServer(opts = {}) {
     args: serverArgs(opts, stateDir),
     env: { ...process.env, ...(opts.env || {}) },
     stderr: 'pipe',
+    // The SDK's stdio client drops the connection on a message over 10 MiB by default
+    // (STDIO_DEFAULT_MAX_BUFFER_SIZE); a 10 MiB download is ~14 MB of base64.
+    maxBufferSize: 128 * 1024 * 1024,
   });
   let stderr = '';
   transport.stderr.on('data', (d) => { stderr += d; if (stderr.length > 262144) stderr = stderr.slice(-131072); });
@@ -177,10 +180,21 @@ export async function startServer(opts = {}) {
       if (Object.keys(m).length) params._meta = m;
       return client.callTool(params, undefined, { timeout: 120000, ...reqOpts });
     },
+    // Close the client (the server sees EOF on stdin and exits) and check how the server
+    // ended: anything but exit code 0 (a crash, a sanitizer report: LeakSanitizer exits
+    // non-zero at the end) fails the test that stops it.
     async stop() {
+      const proc = transport._process; // the SDK keeps the child private; no public accessor
+      const exited = proc && proc.exitCode === null && proc.signalCode === null
+        ? new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })))
+        : Promise.resolve({ code: proc?.exitCode, signal: proc?.signalCode });
       await client.close().catch(() => {});
+      const { code, signal } = await exited;
       if (!opts.stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
       if (ownCluster) await ownCluster.stop();
+      if (code !== 0 || /Sanitizer|runtime error:/.test(stderr)) {
+        throw new Error(`the server ended with ${signal ? `signal ${signal}` : `exit code ${code}`}:\n${stderr.slice(-8000)}`);
+      }
     },
   };
   return srv;
