@@ -16,7 +16,10 @@
  *   many        N sandboxes alive at once: create them all, run `true` in every one (2
  *               threads), report time and memory, destroy them
  *
- *   bench_local [--iterations N] [--sandboxes N] [--only LIST] [--json]
+ *   bench_local [--iterations N] [--sandboxes N] [--only LIST] [--set KEY=VALUE]... [--json]
+ *
+ * --set applies configuration keys to the provider under test (and to the MCP server), e.g.
+ * --set local.user_namespace=always.
  *
  * Timings are per operation: median, p90, mean over the iterations (after a short warm-up).
  * This machine is noisy; compare the ratios, which the summary prints.
@@ -49,6 +52,8 @@ static int g_iter = 200;
 static int g_many = 500;
 static const char *g_only = NULL;
 static bool g_json = false;
+static const char *g_sets[32];
+static int g_nsets;
 static char g_dir[64];
 static json_t *g_results;
 
@@ -545,10 +550,22 @@ static struct stats bench_mcp(const char *bin)
     snprintf(dir, sizeof(dir), "%s/mcp", g_dir);
     mkdir(dir, 0700);
     snprintf(set_dir, sizeof(set_dir), "state_dir=%s", dir);
-    /* clang-format off */
-    char *argv[] = {(char *)bin, "serve", "--stdio", "--log-level", "error",
-                    "--set", set_dir, "--set", "sandbox.pool.size=0", NULL};
-    /* clang-format on */
+    char *argv[16 + 2 * 32];
+    int argc = 0;
+    argv[argc++] = (char *)bin;
+    argv[argc++] = "serve";
+    argv[argc++] = "--stdio";
+    argv[argc++] = "--log-level";
+    argv[argc++] = "error";
+    argv[argc++] = "--set";
+    argv[argc++] = set_dir;
+    argv[argc++] = "--set";
+    argv[argc++] = "sandbox.pool.size=0";
+    for (int i = 0; i < g_nsets; i++) {
+        argv[argc++] = "--set";
+        argv[argc++] = (char *)g_sets[i];
+    }
+    argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, to[0], 0);
@@ -608,9 +625,12 @@ int main(int argc, char **argv)
             g_only = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             g_json = true;
+        else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && g_nsets < 32)
+            g_sets[g_nsets++] = argv[++i];
         else {
             fprintf(stderr, "usage: bench_local [--iterations N] [--sandboxes N] [--only "
-                            "forkexec,bwrap,exec,mcp,cold,warm,file,memory,many] [--json]\n");
+                            "forkexec,bwrap,exec,mcp,cold,warm,file,memory,many] "
+                            "[--set KEY=VALUE]... [--json]\n");
             return 2;
         }
     }
@@ -629,6 +649,7 @@ int main(int argc, char **argv)
     snprintf(g_dir, sizeof(g_dir), "/tmp/agentbox-bench-XXXXXX");
     if (!mkdtemp(g_dir))
         die("mkdtemp", NULL);
+    chmod(g_dir, 0711); /* reachable by the sandbox user in user-namespace mode */
     char state[128];
     snprintf(state, sizeof(state), "%s/state", g_dir);
     struct ab_err err;
@@ -636,6 +657,17 @@ int main(int argc, char **argv)
     cfg_init_defaults(&g_cfg, &err);
     cfg_set(&g_cfg, "state_dir", state, &err);
     cfg_set(&g_cfg, "sandbox.pool.size", "0", &err);
+    for (int i = 0; i < g_nsets; i++) {
+        char key[128];
+        const char *eq = strchr(g_sets[i], '=');
+        if (!eq || (size_t)(eq - g_sets[i]) >= sizeof(key)) {
+            fprintf(stderr, "bench: --set KEY=VALUE\n");
+            return 2;
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - g_sets[i]), g_sets[i]);
+        if (cfg_set(&g_cfg, key, eq + 1, &err))
+            die("--set", &err);
+    }
 
     if (!g_json)
         printf("agentbox local provider benchmark (%d iterations, %ld CPUs)\n", g_iter,

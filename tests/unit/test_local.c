@@ -1385,6 +1385,36 @@ static void t_bad_config(void)
     cfg_cleanup(&f.cfg);
 }
 
+/* Root with a user namespace: the sandbox's root is local.uid on the host, which must be
+ * able to walk to the workspace; if it cannot, the error says so and how to fix it. */
+static void t_userns_unreachable_state(void)
+{
+    if (geteuid() != 0)
+        return; /* only a root server maps the sandbox to local.uid (not a skip: n/a) */
+    char parent[] = "/tmp/ab-test-private-XXXXXX";
+    T_ASSERT(mkdtemp(parent) != NULL); /* mode 0700 */
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/state", parent);
+    struct fx f;
+    fx_config(&f);
+    fx_set(&f, "state_dir", dir);
+    fx_set(&f, "local.user_namespace", "always");
+    sbx_local_set_helper_binary(getenv("AGENTBOX_BIN"));
+    struct ab_err err;
+    ab_err_clear(&err);
+    T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_UNSUPPORTED);
+    T_ASSERT(strstr(err.msg, "chmod o+x") != NULL);
+    chmod(parent, 0711);
+    fx_start(&f); /* and with the parent searchable it works */
+    struct sbx_handle *h = mk(&f, "ab-reach");
+    expect_sh(&f, h, "id -u", "1000\n");
+    destroy(&f, h);
+    fx_stop(&f);
+    T_OK(lcl__rm_tree(parent, NULL));
+    T_OK(lcl__rm_tree(f.dir, NULL));
+    cfg_cleanup(&f.cfg);
+}
+
 /* Extra read-only binds and the network: host option. */
 static void t_ro_binds_and_host_network(void)
 {
@@ -1456,6 +1486,7 @@ static const struct t_case cases[] = {
     T_CASE(t_namespaces_denied),
     T_CASE(t_shared_state_dir),
     T_CASE(t_bad_config),
+    T_CASE(t_userns_unreachable_state),
     T_CASE(t_ro_binds_and_host_network),
     {0},
 };

@@ -1822,6 +1822,16 @@ static ab_status preflight(struct local_provider *lp, struct ab_err *err)
         return lcl__diagnose(err, "clone", sf.errnum ? sf.errnum : EPERM, lp->userns, flags, errnos,
                              np);
     }
+    if (ab_starts_with(sf.step, "bind the workspace") && sf.errnum == EACCES && lp->userns &&
+        geteuid() == 0)
+        return ab_err_set(err, AB_UNSUPPORTED,
+                          "local sandboxes are unavailable: binding the workspace failed: %s. "
+                          "Cause: with local.user_namespace: always, a sandbox's root is uid %u "
+                          "on the host, and a directory above the state directory %s is not "
+                          "searchable by it. Remedy: `chmod o+x` the directories above it, or "
+                          "use a state_dir below a searchable path (the default "
+                          "/var/lib/agentbox is), or set local.user_namespace: auto",
+                          strerror(sf.errnum), lp->uid, lp->state_dir);
     if (sf.step[0])
         return lcl__diagnose(err, sf.step, sf.errnum, lp->userns, NULL, NULL, 0);
     return ab_err_set(err, AB_UNSUPPORTED, "local sandboxes are unavailable: %s", sub.msg);
