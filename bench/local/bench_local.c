@@ -152,6 +152,8 @@ static void note(const char *key, double value, const char *unit, const char *wh
                         json_pack("{s:s,s:f,s:s}", "what", what, "value", value, "unit", unit));
 }
 
+static void settle(void);
+
 /* ---- baselines ---- */
 
 static int64_t spawn_wait(char *const argv[])
@@ -378,6 +380,87 @@ static long long meminfo_kb(const char *key)
     return v;
 }
 
+/* Memory is measured in a cgroup of the bench's own (server, spawner and every sandbox
+ * below it, kernel objects included): the host's MemAvailable moves with every other
+ * process on the machine. */
+static char g_cg[600];
+static bool g_cg_v2;
+
+static void join_bench_cgroup(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[512], own[512] = "";
+    bool v2 = false;
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        if (strstr(c1 + 1, "memory")) {
+            snprintf(own, sizeof(own), "/sys/fs/cgroup/memory%s", c2 + 1);
+            break;
+        }
+        if (strcmp(line, "0") == 0 && !c1[1]) {
+            snprintf(own, sizeof(own), "/sys/fs/cgroup%s", c2 + 1);
+            v2 = true;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (!own[0])
+        return;
+    snprintf(g_cg, sizeof(g_cg), "%s/agentbox-bench-%d", own, (int)getpid());
+    char procs[700], pid[32];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", g_cg);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    int fd = -1;
+    if (mkdir(g_cg, 0755) == 0)
+        fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, pid, strlen(pid)) < 0) {
+        rmdir(g_cg);
+        g_cg[0] = '\0';
+    }
+    if (fd >= 0)
+        close(fd);
+    g_cg_v2 = v2;
+}
+
+static long long cg_usage_kb(void)
+{
+    if (!g_cg[0])
+        return -1;
+    char path[700], buf[64] = "";
+    snprintf(path, sizeof(path), "%s/%s", g_cg,
+             g_cg_v2 ? "memory.current" : "memory.usage_in_bytes");
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long long v = fgets(buf, sizeof(buf), f) ? atoll(buf) / 1024 : -1;
+    fclose(f);
+    return v;
+}
+
+static void leave_bench_cgroup(void)
+{
+    if (!g_cg[0])
+        return;
+    /* back to the parent, then remove ours */
+    char parent[600], procs[700], pid[32];
+    snprintf(parent, sizeof(parent), "%s", g_cg);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", parent);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, pid, strlen(pid));
+        close(fd);
+    }
+    rmdir(g_cg);
+}
+
 static long long pss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -394,9 +477,10 @@ static long long pss_kb(pid_t pid)
 
 static void settle(void)
 {
-    /* let deferred work (RCU, namespace cleanup) finish before sampling */
+    /* Let deferred work finish before the next phase: destroyed network namespaces are
+     * torn down by a kernel worker (cleanup_net) that competes for the CPU for a while. */
     sync();
-    usleep(500 * 1000);
+    usleep(1000 * 1000);
 }
 
 static void bench_memory(struct sbx_provider *p)
@@ -404,14 +488,14 @@ static void bench_memory(struct sbx_provider *p)
     int n = 100;
     struct sbx_handle **hs = calloc((size_t)n, sizeof(*hs));
     settle();
-    long long avail0 = meminfo_kb("MemAvailable");
+    long long avail0 = meminfo_kb("MemAvailable"), cg0 = cg_usage_kb();
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof(name), "ab-bench-mem-%d", i);
         hs[i] = create_named(p, name);
     }
     settle();
-    long long avail1 = meminfo_kb("MemAvailable");
+    long long avail1 = meminfo_kb("MemAvailable"), cg1 = cg_usage_kb();
     long long pss = 0, cg = 0;
     int cgn = 0;
     for (int i = 0; i < n; i++) {
@@ -429,8 +513,11 @@ static void bench_memory(struct sbx_provider *p)
         }
         json_decref(st);
     }
+    if (cg0 >= 0 && cg1 >= 0)
+        note("mem_per_sandbox_kib", (double)(cg1 - cg0) / n, "KiB",
+             "idle sandbox: all memory (cgroup)");
     note("mem_host_per_sandbox_kib", (double)(avail0 - avail1) / n, "KiB",
-         "idle sandbox: host memory used");
+         "idle sandbox: host MemAvailable drop");
     note("mem_helper_pss_kib", (double)pss / n, "KiB", "idle sandbox: helper PSS");
     if (cgn)
         note("mem_cgroup_kib", (double)cg / cgn / 1024, "KiB", "idle sandbox: cgroup charge");
@@ -461,7 +548,7 @@ static void bench_many(struct sbx_provider *p)
     int n = g_many;
     struct sbx_handle **hs = calloc((size_t)n, sizeof(*hs));
     settle();
-    long long avail0 = meminfo_kb("MemAvailable");
+    long long avail0 = meminfo_kb("MemAvailable"), cg0 = cg_usage_kb();
     int64_t t0 = now_ns();
     for (int i = 0; i < n; i++) {
         char name[32];
@@ -478,7 +565,7 @@ static void bench_many(struct sbx_provider *p)
         pthread_join(t[i], NULL);
     int64_t te = now_ns() - t0;
     settle();
-    long long avail1 = meminfo_kb("MemAvailable");
+    long long avail1 = meminfo_kb("MemAvailable"), cg1 = cg_usage_kb();
     int fds = 0;
     for (int fd = 0; fd < 65536; fd++)
         if (fcntl(fd, F_GETFD) >= 0)
@@ -486,7 +573,10 @@ static void bench_many(struct sbx_provider *p)
     note("many_sandboxes", n, "", "sandboxes alive at once");
     note("many_create_s", (double)tc / 1e9, "s", "created one after another in");
     note("many_exec_s", (double)te / 1e9, "s", "`true` in every one (2 threads) in");
-    note("many_host_mib", (double)(avail0 - avail1) / 1024, "MiB", "host memory for all of them");
+    if (cg0 >= 0 && cg1 >= 0)
+        note("many_mib", (double)(cg1 - cg0) / 1024, "MiB", "memory for all of them (cgroup)");
+    note("many_host_mib", (double)(avail0 - avail1) / 1024, "MiB",
+         "host MemAvailable drop for all of them");
     note("many_server_fds", fds, "", "server descriptors open");
     t0 = now_ns();
     for (int i = 0; i < n; i++)
@@ -646,6 +736,7 @@ int main(int argc, char **argv)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     g_results = json_object();
+    join_bench_cgroup(); /* before the provider exists, so its spawner is inside too */
     snprintf(g_dir, sizeof(g_dir), "/tmp/agentbox-bench-XXXXXX");
     if (!mkdtemp(g_dir))
         die("mkdtemp", NULL);
@@ -685,18 +776,28 @@ int main(int argc, char **argv)
         ex = bench_exec(p, false);
         bench_exec(p, true);
     }
-    if (wanted("mcp"))
-        mcp = bench_mcp(bin);
-    if (wanted("cold"))
-        bench_cold(p);
-    if (wanted("warm"))
-        bench_warm(p);
     if (wanted("file"))
         bench_files(p);
-    if (wanted("memory"))
+    if (wanted("mcp")) {
+        settle();
+        mcp = bench_mcp(bin);
+    }
+    if (wanted("cold")) {
+        settle();
+        bench_cold(p);
+    }
+    if (wanted("warm")) {
+        settle();
+        bench_warm(p);
+    }
+    if (wanted("memory")) {
+        settle();
         bench_memory(p);
-    if (wanted("many"))
+    }
+    if (wanted("many")) {
+        settle();
         bench_many(p);
+    }
     if (p)
         p->ops->free(p);
     if (fe.median > 0 && ex.median > 0) {
@@ -715,5 +816,6 @@ int main(int argc, char **argv)
     json_decref(g_results);
     cfg_cleanup(&g_cfg);
     lcl__rm_tree(g_dir, NULL);
+    leave_bench_cgroup();
     return 0;
 }
