@@ -172,14 +172,6 @@ export function assertBytes(actualText, expectedBuf, label) {
   assert.fail(`${label}: text differs at byte ${k}\n--- expected (${expectedBuf.length} bytes)\n${expectedBuf.toString('utf8').slice(0, 3000)}\n--- got (${a.length} bytes)\n${actualText.slice(0, 3000)}\n---`);
 }
 
-// Per-provider texts: where a provider cannot show the shared text, the case's alternative
-// lives in tests/js/tools/provider-texts/<provider>/<case>.txt with the reason in
-// tests/js/tools/provider-texts/<provider>/README.md. The test still compares byte for byte.
-export function providerText(provider, name) {
-  const f = path.join(SOURCE_DIR, 'tests/js/tools/provider-texts', provider, `${name}.txt`);
-  return fs.existsSync(f) ? fs.readFileSync(f) : null;
-}
-
 // ---- cases whose text depends on the sandbox's own root filesystem ----
 // The goldens were made on a test provider whose root holds only /workspace. In a real
 // sandbox the root is a system image, so these texts are derived from what the sandbox
@@ -230,7 +222,7 @@ export async function runFsopsCase(srv, { name, c, expected }) {
       assert.equal(r.isError, true, `${name}: invalid arguments were accepted: ${text}`);
       assert.match(text, new RegExp(`^Invalid arguments for tool ${c.tool}: `), name);
     } else {
-      assertBytes(text, envText || providerText(srv.provider, name) || expected, `${name} [${srv.provider}]`);
+      assertBytes(text, envText || expected, `${name} [${srv.provider}]`);
       // An environment-derived text is a success (a listing, a file's content).
       const isError = envText ? false : c.is_error;
       if (typeof isError === 'boolean') assert.equal(!!r.isError, isError, `${name}: isError`);

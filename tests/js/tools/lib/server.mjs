@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 export const SOURCE_DIR = process.env.AGENTBOX_SOURCE_DIR || path.resolve(import.meta.dirname, '../../../..');
 
@@ -171,15 +172,7 @@ export async function startServer(opts = {}) {
     get stderr() { return stderr; },
     get pid() { return transport.pid; },
     wire,
-    // tools/call; meta.thread sets _meta["agentbox/thread_id"]. Extra request options
-    // (signal, onprogress, timeout) go in reqOpts.
-    async call(name, args, meta = {}, reqOpts = {}) {
-      const params = { name, arguments: args };
-      const m = { ...(meta.extra || {}) };
-      if (meta.thread !== undefined) m['agentbox/thread_id'] = meta.thread;
-      if (Object.keys(m).length) params._meta = m;
-      return client.callTool(params, undefined, { timeout: 120000, ...reqOpts });
-    },
+    call: toolCaller(client),
     // Close the client (the server sees EOF on stdin and exits) and check how the server
     // ended: anything but exit code 0 (a crash, a sanitizer report: LeakSanitizer exits
     // non-zero at the end) fails the test that stops it.
@@ -198,6 +191,86 @@ export async function startServer(opts = {}) {
     },
   };
   return srv;
+}
+
+// tools/call through client; meta.thread sets _meta["agentbox/thread_id"]. Extra request
+// options (signal, onprogress, timeout) go in reqOpts.
+export function toolCaller(client) {
+  return (name, args, meta = {}, reqOpts = {}) => {
+    const params = { name, arguments: args };
+    const m = { ...(meta.extra || {}) };
+    if (meta.thread !== undefined) m['agentbox/thread_id'] = meta.thread;
+    if (Object.keys(m).length) params._meta = m;
+    return client.callTool(params, undefined, { timeout: 120000, ...reqOpts });
+  };
+}
+
+// Start `agentbox serve --http 127.0.0.1:0` (the kernel picks the port; the URL comes from
+// the server's http.listening log line). Options as startServer. Returns {url, connect(),
+// stop()}: connect({headers}) opens an MCP session with the SDK's
+// StreamableHTTPClientTransport and returns {client, call, sessionId, close()}. stop()
+// sends SIGTERM and checks the exit status like the stdio server's stop().
+export async function startHttpServer(opts = {}) {
+  opts = { provider: 'local', ...opts };
+  const stateDir = opts.stateDir || tmpDir('abjs-state-');
+  const args = serverArgs({ ...opts, http: '127.0.0.1:0', logLevel: 'info' }, stateDir);
+  const proc = spawn(agentboxBin(), args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...(opts.env || {}) } });
+  let stderr = '';
+  let exit = null;
+  const exited = new Promise((r) => proc.on('exit', (code, signal) => { exit = { code, signal }; r(exit); }));
+  // Never outlive the test process.
+  const killer = () => { if (!exit) proc.kill('SIGKILL'); };
+  process.on('exit', killer);
+  proc.stderr.setEncoding('utf8');
+  const url = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`the HTTP server did not start in 30 s:\n${stderr}`)), 30000);
+    proc.stderr.on('data', (d) => {
+      stderr += d;
+      if (stderr.length > 262144) stderr = stderr.slice(-131072);
+      const m = /http\.listening url=(\S+)/.exec(stderr);
+      if (m) { clearTimeout(t); resolve(m[1]); }
+    });
+    exited.then((e) => { clearTimeout(t); reject(new Error(`the HTTP server exited (${JSON.stringify(e)}):\n${stderr}`)); });
+  });
+  const clients = new Set();
+  return {
+    url,
+    stateDir,
+    provider: opts.provider,
+    get stderr() { return stderr; },
+    async connect({ headers = {} } = {}) {
+      const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+      const client = new Client({ name: 'agentbox-tools-e2e', version: '1.0.0' }, { capabilities: {} });
+      await client.connect(transport);
+      await client.listTools();
+      const c = {
+        client,
+        transport,
+        call: toolCaller(client),
+        get sessionId() { return transport.sessionId; },
+        // End the MCP session (DELETE) and close the client.
+        async close() {
+          clients.delete(c);
+          await transport.terminateSession().catch(() => {});
+          await client.close().catch(() => {});
+        },
+      };
+      clients.add(c);
+      return c;
+    },
+    async stop() {
+      for (const c of [...clients]) await c.close();
+      if (!exit) proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 30000);
+      const { code, signal } = await exited;
+      clearTimeout(t);
+      process.off('exit', killer);
+      if (!opts.stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+      if (code !== 0 || /Sanitizer|runtime error:/.test(stderr)) {
+        throw new Error(`the HTTP server ended with ${signal ? `signal ${signal}` : `exit code ${code}`}:\n${stderr.slice(-8000)}`);
+      }
+    },
+  };
 }
 
 // The one text block of a result (throws when the result is not text-first).
