@@ -347,6 +347,14 @@ static void observe_call(void *arg, const struct mcp_call_report *r)
 
 static void app_cleanup(struct app *app)
 {
+    if (app->srv && mcp_server_inflight(app->srv) > 0) {
+        /* A tool ignored cancellation past every drain: its thread still uses the server,
+         * the registry and the provider. The process is exiting; leave them to the kernel
+         * rather than free memory under a running thread. */
+        AB_LOG_WARN("server.exit_with_calls", "calls=%lld",
+                    (long long)mcp_server_inflight(app->srv));
+        return;
+    }
     mcp_server_free(app->srv);
     sbx_registry_free(app->registry);
     if (app->provider)

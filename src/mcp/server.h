@@ -129,8 +129,9 @@ struct mcp_call_report {
 typedef void (*mcp_call_observer_cb)(void *arg, const struct mcp_call_report *report);
 void mcp_server_set_observer(struct mcp_server *srv, mcp_call_observer_cb cb, void *arg);
 
-/* Wait up to timeout_ms for in-flight tool calls to finish, then cancel the rest and wait
- * for them to unwind. Returns the number of calls that had to be cancelled. */
+/* Wait up to timeout_ms for in-flight tool calls to finish. Returns the number still
+ * running (0 when idle). It cancels nothing: transports close their sessions
+ * (mcp_session_close cancels a session's calls) and then drain again to let them unwind. */
 int mcp_server_drain(struct mcp_server *srv, int64_t timeout_ms);
 
 /* Number of tools/call requests running now. */
