@@ -171,6 +171,10 @@ static void rm_contents(struct rm_ctx *cx, int dfd, int depth)
         cx->errnum = errno;
         return;
     }
+    /* The dup shares its file offset with dfd: without a rewind, the second pass over the
+     * root would start where the first one ended and see nothing, leaving every directory
+     * lifted from deep down in place (found by tests/security: adv_long_paths). */
+    rewinddir(d);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
@@ -188,9 +192,17 @@ static void rm_contents(struct rm_ctx *cx, int dfd, int depth)
         }
         if (depth >= RM_MAX_DEPTH) {
             /* Too deep to recurse: move it to the top, delete it in the next pass. */
-            char top[64];
-            snprintf(top, sizeof(top), ".ab-deep-%lu", cx->moved++);
-            if (renameat(dfd, name, cx->rootfd, top) == 0)
+            /* The name may exist already (left by an earlier attempt, or made by the
+             * sandbox itself): never replace, take the next number. */
+            int r = -1;
+            for (int tries = 0; tries < 1000 && r < 0; tries++) {
+                char top[64];
+                snprintf(top, sizeof(top), ".ab-deep-%lu", cx->moved++);
+                r = renameat2(dfd, name, cx->rootfd, top, RENAME_NOREPLACE);
+                if (r < 0 && errno != EEXIST)
+                    break;
+            }
+            if (r == 0)
                 cx->again = true;
             else if (!cx->errnum)
                 cx->errnum = errno;
