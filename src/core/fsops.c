@@ -149,13 +149,53 @@ ab_status fsops__resolve(const struct fsops_env *env, struct fsops_str path, boo
     return rc;
 }
 
+/* With env->no_symlinks set for this access: the refusal (new) when abs, or a directory on
+ * the way to it, is a symbolic link inside the sandbox; NULL otherwise. Components are
+ * lstat'ed from the root down; the first one that does not exist ends the walk (what a
+ * write creates is never a link). A process in the same sandbox could still swap a
+ * component between this check and the operation; that race stays inside the sandbox's own
+ * view, which is the boundary (the rules are guard rails: policy.h). */
+static char *symlink_refusal(const struct fsops_env *env, enum fsops_access access,
+                             const char *abs)
+{
+    if (!(env->no_symlinks & (1u << access)))
+        return NULL;
+    size_t len = strlen(abs);
+    char *prefix = malloc(len + 1);
+    if (!prefix)
+        return ab_strdup("Error: out of memory");
+    char *refusal = NULL;
+    for (size_t i = 1; i <= len && !refusal; i++) {
+        if (i < len && abs[i] != '/')
+            continue;
+        memcpy(prefix, abs, i);
+        prefix[i] = '\0';
+        struct sbx_stat st;
+        struct ab_err err;
+        ab_err_clear(&err);
+        if (env->p->ops->stat(env->p, env->h, prefix, &st, &err) != AB_OK)
+            break; /* absent (or unreadable): the operation itself reports it */
+        if (st.type == SBX_FT_SYMLINK)
+            refusal = ab_asprintf(
+                "Error: %s on %s refused: %s%s is a symbolic link, and this server's path "
+                "policy applies to real paths only. Use the path the link points to (execute "
+                "`readlink -f %s` shows it).",
+                access == FSOPS_ACCESS_WRITE ? "write" : "read", abs, prefix,
+                i < len ? " (a directory on the way)" : "", prefix);
+    }
+    free(prefix);
+    return refusal;
+}
+
 ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, const char *abs,
                        bool *allowed, struct fsops_result *res)
 {
     *allowed = true;
-    if (!env->check_path)
+    if (!env->check_path && !env->no_symlinks)
         return AB_OK;
-    char *refusal = env->check_path(env->check_arg, access, abs);
+    char *refusal = env->check_path ? env->check_path(env->check_arg, access, abs) : NULL;
+    if (!refusal)
+        refusal = symlink_refusal(env, access, abs);
     if (!refusal)
         return AB_OK;
     *allowed = false;
@@ -168,9 +208,11 @@ ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, co
 
 bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs)
 {
-    if (!env->check_path)
+    if (!env->check_path && !env->no_symlinks)
         return true;
-    char *refusal = env->check_path(env->check_arg, access, abs);
+    char *refusal = env->check_path ? env->check_path(env->check_arg, access, abs) : NULL;
+    if (!refusal)
+        refusal = symlink_refusal(env, access, abs);
     free(refusal);
     return refusal == NULL;
 }

@@ -55,6 +55,10 @@ struct fsops_env {
     struct ab_cancel *cancel;       /* may be NULL */
     fsops_check_path_cb check_path; /* may be NULL: everything allowed */
     void *check_arg;
+    /* Bit (1u << access): refuse a path when it, or a directory on the way to it, is a
+     * symbolic link. Set by the policy for the accesses its path rules cover, since a rule
+     * checked on the path's text does not hold for where a link leads. */
+    unsigned no_symlinks;
 };
 
 /* A string argument with its length (JSON strings may contain NUL bytes). ptr == NULL means

@@ -176,6 +176,15 @@ char *policy_check_path(const struct policy *p, enum policy_access access, const
     return NULL;
 }
 
+bool policy_refuses_symlinks(const struct policy *p, enum policy_access access)
+{
+    if (!p)
+        return false;
+    if (access == POLICY_WRITE)
+        return p->root || p->allow_write.n || p->deny.n;
+    return p->root != NULL;
+}
+
 static bool has_glob(const char *s)
 {
     return strpbrk(s, "*?[") != NULL;

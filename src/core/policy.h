@@ -46,6 +46,12 @@ char *policy_check_path(const struct policy *p, enum policy_access access, const
 enum policy_decision policy_check_command(const struct policy *p, const char *command, size_t len,
                                           char **text);
 
+/* Whether the path rules cover this access (write: any path rule; read: a virtual root),
+ * in which case the file tools refuse paths that go through a symbolic link: the rules are
+ * checked on the path as given, and a link inside the sandbox could point it anywhere
+ * (tools set fsops_env.no_symlinks from this). */
+bool policy_refuses_symlinks(const struct policy *p, enum policy_access access);
+
 /* The refusal for an ask-rule command the user declined or could not be asked about. */
 char *policy_ask_refusal(const char *pattern, const char *why);
 

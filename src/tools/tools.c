@@ -261,5 +261,8 @@ void tools__fsops_env(struct tools_ctx *ctx, struct mcp_call *call, struct sbx_r
     if (policy_active(ctx->policy)) {
         env->check_path = check_path;
         env->check_arg = ctx->policy;
+        env->no_symlinks =
+            (policy_refuses_symlinks(ctx->policy, POLICY_READ) ? 1u << FSOPS_ACCESS_READ : 0) |
+            (policy_refuses_symlinks(ctx->policy, POLICY_WRITE) ? 1u << FSOPS_ACCESS_WRITE : 0);
     }
 }

@@ -7,7 +7,9 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "core/audit.h"
+#include "core/fsops.h"
 #include "core/policy.h"
+#include "support/hostdir_provider.h"
 #include "support/proc.h"
 
 static struct policy *make(const char *const *sets)
@@ -94,11 +96,103 @@ static void t_commands(void)
     T_ASSERT(strstr(r, "'git push'") && strstr(r, "the user declined"));
     free(r);
     free(t);
+    /* (pointer, length) need not be NUL-terminated, glob patterns included: "mkfs" at the
+     * end of the slice matches '*mkfs*'; what follows the slice is never read. */
+    char slice[16];
+    memcpy(slice, "xx mkfs", 7);
+    memset(slice + 7, 'z', sizeof(slice) - 7);
+    T_EQ_INT(policy_check_command(p, slice, 7, &t), POLICY_DENY);
+    free(t);
+    T_EQ_INT(policy_check_command(p, slice, 5, &t), POLICY_ALLOW);
     policy_free(p);
     const char *none[] = {NULL};
     p = make(none);
     T_ASSERT(!policy_active(p));
     policy_free(p);
+}
+
+/* Which accesses the path rules cover, hence where the file tools refuse symbolic links. */
+static void t_symlink_coverage(void)
+{
+    const char *none[] = {"policy.deny_commands", "rm -rf", NULL};
+    const char *deny[] = {"policy.deny_prefixes", "/workspace/.git", NULL};
+    const char *allow[] = {"policy.allow_write_prefixes", "/workspace", NULL};
+    const char *root[] = {"policy.virtual_root", "/workspace", NULL};
+    struct policy *p = make(none);
+    T_ASSERT(!policy_refuses_symlinks(p, POLICY_READ) && !policy_refuses_symlinks(p, POLICY_WRITE));
+    policy_free(p);
+    T_ASSERT(!policy_refuses_symlinks(NULL, POLICY_WRITE));
+    const char *const *with_write[] = {deny, allow};
+    for (int i = 0; i < 2; i++) {
+        p = make(with_write[i]);
+        T_ASSERT(!policy_refuses_symlinks(p, POLICY_READ));
+        T_ASSERT(policy_refuses_symlinks(p, POLICY_WRITE));
+        policy_free(p);
+    }
+    p = make(root);
+    T_ASSERT(policy_refuses_symlinks(p, POLICY_READ) && policy_refuses_symlinks(p, POLICY_WRITE));
+    policy_free(p);
+}
+
+static char *deny_git(void *arg, enum fsops_access access, const char *abs_path)
+{
+    return policy_check_path(arg, access == FSOPS_ACCESS_WRITE ? POLICY_WRITE : POLICY_READ,
+                             abs_path);
+}
+
+/* The file tools with a deny rule: a link that leads into the denied tree is refused with a
+ * text that names the link; plain paths and reads are unaffected (hostdir provider). */
+static void t_symlink_refusal(void)
+{
+    char *root = hostdir_mkdtemp();
+    T_ASSERT(root != NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p %s/workspace/.git && echo orig > %s/workspace/.git/config && "
+             "ln -s .git/config %s/workspace/innocent && ln -s .git %s/workspace/gitdir",
+             root, root, root, root);
+    T_EQ_INT(system(cmd), 0);
+    struct sbx_provider *prov;
+    struct sbx_handle *h;
+    struct ab_err err;
+    T_OK(hostdir_provider_new(root, true, true, &prov, &h, &err));
+    const char *sets[] = {"policy.deny_prefixes", "/workspace/.git", NULL};
+    struct policy *pol = make(sets);
+    struct fsops_env env = {.p = prov, .h = h, .workspace = "/workspace",
+                            .check_path = deny_git, .check_arg = pol,
+                            .no_symlinks = 1u << FSOPS_ACCESS_WRITE};
+    struct fsops_result r;
+    fsops_result_init(&r);
+    T_OK(fsops_write(&env, fsops_cstr("innocent"), fsops_cstr("x"), &r, &err));
+    T_ASSERT(r.is_error);
+    T_EQ_STR(buf_cstr(&r.text),
+             "Error: write on /workspace/innocent refused: /workspace/innocent is a symbolic "
+             "link, and this server's path policy applies to real paths only. Use the path the "
+             "link points to (execute `readlink -f /workspace/innocent` shows it).");
+    fsops_result_cleanup(&r);
+    fsops_result_init(&r);
+    T_OK(fsops_write(&env, fsops_cstr("gitdir/hooks/x"), fsops_cstr("x"), &r, &err));
+    T_ASSERT(r.is_error);
+    T_ASSERT(strstr(buf_cstr(&r.text), "/workspace/gitdir (a directory on the way)") != NULL);
+    fsops_result_cleanup(&r);
+    fsops_result_init(&r);
+    T_OK(fsops_write(&env, fsops_cstr("a/b/c.txt"), fsops_cstr("x"), &r, &err));
+    T_ASSERT(!r.is_error);
+    fsops_result_cleanup(&r);
+    fsops_result_init(&r);
+    T_OK(fsops_read(&env, fsops_cstr("innocent"), 0, 10, &r, &err));
+    T_ASSERT(!r.is_error);
+    fsops_result_cleanup(&r);
+    snprintf(cmd, sizeof(cmd), "%s/workspace/.git/config", root);
+    struct buf b;
+    buf_init(&b, 64);
+    T_EQ_INT(tp_read_file(cmd, &b), 0);
+    T_EQ_STR(buf_cstr(&b), "orig\n");
+    buf_cleanup(&b);
+    policy_free(pol);
+    hostdir_provider_free(prov);
+    hostdir_rmtree(root);
+    free(root);
 }
 
 static void t_audit_lines_and_rotation(void)
@@ -157,6 +251,7 @@ static void t_audit_lines_and_rotation(void)
 }
 
 static const struct t_case cases[] = {T_CASE(t_paths), T_CASE(t_virtual_root),
+                                      T_CASE(t_symlink_coverage), T_CASE(t_symlink_refusal),
                                       T_CASE(t_commands), T_CASE(t_audit_lines_and_rotation),
                                       {0}};
 T_MAIN(cases)
