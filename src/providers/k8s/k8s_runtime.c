@@ -13,7 +13,7 @@
  * Commands: agentbox-runtime's streaming exec takes argv/cwd/env/stdin and returns exact
  * bytes; the python-runtime's /execute takes one string that it shlex-splits and runs without
  * a shell, so we send `sh -c '<script>'` where the script does cd, env, stdin (base64),
- * 2>&1 and `timeout`. /execute is never retried (a command must not run twice); idempotent
+ * 2>&1 and `timeout`, and returns the output base64-encoded (exact bytes). /execute is never retried (a command must not run twice); idempotent
  * file calls are retried on connection errors and 502/503/504.
  *
  * File tools: the upstream runtime has no stat/grep/glob, so stat, list_dir, walk and search
@@ -818,7 +818,15 @@ static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, co
     return rc;
 }
 
-/* Build `sh -c '<script>'` for /execute: cd, env, stdin, stderr into stdout, timeout. */
+/* Build `sh -c '<script>'` for /execute: cd, env, stdin, stderr into stdout, timeout, and the
+ * output base64-encoded. The python-runtime returns stdout as text decoded as UTF-8 with
+ * universal newlines (subprocess text mode): output that is not UTF-8 makes the whole request
+ * fail, and '\r' comes back as '\n', which would corrupt command output, file names from find
+ * and lines from grep. Base64 is ASCII, so the bytes arrive exactly. Only the first
+ * output_cap + 1 bytes are encoded; the rest is drained (never a SIGPIPE for the command).
+ * The command's exit status leaves the pipeline through fd 4 (sh has no pipefail), and the
+ * wrapper's own stderr (where sh reports "Killed" for a child killed by a signal) is
+ * discarded, so the output is the command's alone, as with agentbox-runtime's exec. */
 static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
                            const struct sbx_exec_req *req)
 {
@@ -826,7 +834,7 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
     buf_init(&s, 96u << 20);
     char *cwd = req->cwd ? to_real(p, h, req->cwd) : ab_strdup(h->base_real);
     char *qcwd = k8s_shquote(cwd ? cwd : "/");
-    buf_printf(&s, "cd %s || exit 1; exec 2>&1; ", qcwd);
+    buf_printf(&s, "cd %s || exit 1; ", qcwd);
     free(qcwd);
     free(cwd);
     for (const char *const *e = req->env; e && *e; e++) {
@@ -852,18 +860,24 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
         inner = ab_asprintf("sh -c %s", q);
         free(q);
     }
+    buf_append_str(&s, "exec 3>&1; ec=$( { { ");
     if (req->stdin_data) {
         size_t bl = 0;
         char *b64 = ab_base64_encode(req->stdin_data, req->stdin_len, &bl);
         buf_printf(&s, "printf %%s '%s' | base64 -d | ", b64 ? b64 : "");
         free(b64);
-    } else {
-        buf_append_str(&s, "exec </dev/null; ");
     }
+    /* The command runs in a subshell that execs it with its redirections: dash prints "Killed"
+     * for a child killed by a signal to the stderr in effect for that command, so the
+     * waiting shell must not hold the 2>&1 itself. fds 3 and 4 are closed for the command: a
+     * background process keeping them open would hold the substitution open. */
+    buf_append_str(&s, "( exec ");
     if (req->timeout_ms > 0)
-        buf_printf(&s, "timeout -k 2 %.3f %s", (double)req->timeout_ms / 1000.0, inner);
-    else
-        buf_append_str(&s, inner);
+        buf_printf(&s, "timeout -k 2 %.3f ", (double)req->timeout_ms / 1000.0);
+    buf_printf(&s, "%s %s2>&1 3>&- 4>&- ); echo $? >&4; } 2>/dev/null | { head -c %zu | "
+                   "base64 -w0 >&3; cat >/dev/null; }; } 4>&1 ); exit ${ec:-1}",
+               inner, req->stdin_data ? "" : "</dev/null ",
+               (req->output_cap ? req->output_cap : DEFAULT_OUTCAP) + 1);
     free(inner);
     char *script = buf_steal(&s, NULL);
     char *q = script ? k8s_shquote(script) : NULL;
@@ -899,10 +913,19 @@ static ab_status exec_compat(struct k8s_provider *p, struct sbx_handle *h,
     }
     size_t cap = req->output_cap ? req->output_cap : DEFAULT_OUTCAP;
     res->output.max = cap;
+    /* stdout is the base64 of the output (compat_script); a runtime that answered something
+     * else (no base64 in the image) is passed through as it is. */
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    if (out && ab_base64_decode(out, olen, &raw, &rawlen) == AB_OK) {
+        out = (const char *)raw;
+        olen = rawlen;
+    }
     size_t kept = buf_append_upto(&res->output, out ? out : "", olen);
     res->truncated = kept < olen;
     if (req->on_output && olen)
         req->on_output(req->on_output_arg, out, olen);
+    free(raw);
     if (se && *se) /* the runtime's own messages, after the command's output */
         res->truncated |= buf_append_upto(&res->output, se, strlen(se)) < strlen(se);
     res->timed_out = req->timeout_ms > 0 && code == 124;
