@@ -13,8 +13,9 @@
  * Commands: agentbox-runtime's streaming exec takes argv/cwd/env/stdin and returns exact
  * bytes; the python-runtime's /execute takes one string that it shlex-splits and runs without
  * a shell, so we send `sh -c '<script>'` where the script does cd, env, stdin (base64),
- * 2>&1 and `timeout`, and returns the output base64-encoded (exact bytes). /execute is never retried (a command must not run twice); idempotent
- * file calls are retried on connection errors and 502/503/504.
+ * 2>&1 and `timeout`, and returns the output base64-encoded (exact bytes). /execute is never
+ * retried (a command must not run twice); idempotent file calls are retried on connection
+ * errors and 502/503/504.
  *
  * File tools: the upstream runtime has no stat/grep/glob, so stat, list_dir, walk and search
  * run POSIX tools in the pod (find -printf with NUL separators, grep -F) through the same
@@ -874,8 +875,9 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
     buf_append_str(&s, "( exec ");
     if (req->timeout_ms > 0)
         buf_printf(&s, "timeout -k 2 %.3f ", (double)req->timeout_ms / 1000.0);
-    buf_printf(&s, "%s %s2>&1 3>&- 4>&- ); echo $? >&4; } 2>/dev/null | { head -c %zu | "
-                   "base64 -w0 >&3; cat >/dev/null; }; } 4>&1 ); exit ${ec:-1}",
+    buf_printf(&s,
+               "%s %s2>&1 3>&- 4>&- ); echo $? >&4; } 2>/dev/null | { head -c %zu | "
+               "base64 -w0 >&3; cat >/dev/null; }; } 4>&1 ); exit ${ec:-1}",
                inner, req->stdin_data ? "" : "</dev/null ",
                (req->output_cap ? req->output_cap : DEFAULT_OUTCAP) + 1);
     free(inner);
