@@ -804,6 +804,13 @@ static void *call_thread(void *arg)
         }
     }
 
+    /* The tool is done: give its quota slot back before the client can see the result, so
+     * a client that waits for each answer before its next call is never refused (found by
+     * tests/js/security/quotas: the slot used to be freed after the response was sent). */
+    if (c->counted) {
+        principal_give(srv, c->sess->principal);
+        c->counted = false;
+    }
     pthread_mutex_lock(&c->sess->lock);
     bool send = !c->no_response;
     pthread_mutex_unlock(&c->sess->lock);
