@@ -108,6 +108,8 @@ struct hreq {
     struct http_accept accept;
     /* POST body */
     struct buf body;
+    size_t body_max;   /* http.max_body_bytes, or the principal's quota when smaller */
+    bool quota_limited; /* body_max is quotas.max_request_bytes */
     bool too_large;
     uint64_t discarded;
     /* streaming: guarded by sess->lock */
@@ -1000,11 +1002,18 @@ static enum MHD_Result handle_post(struct hreq *r)
     json_t *root = NULL, *perr = NULL;
     struct hsession *s = NULL;
     if (r->too_large) {
-        char msg[160];
-        snprintf(msg, sizeof(msg),
-                 "Payload Too Large: the body exceeds http.max_body_bytes "
-                 "(%zu bytes)",
-                 hs->max_body);
+        char msg[320];
+        if (r->quota_limited)
+            snprintf(msg, sizeof(msg),
+                     "Payload Too Large: quota exceeded (quotas.max_request_bytes): a request "
+                     "from this principal may be at most %zu bytes. Send less per call (e.g. "
+                     "split an upload into several calls).",
+                     r->body_max);
+        else
+            snprintf(msg, sizeof(msg),
+                     "Payload Too Large: the body exceeds http.max_body_bytes "
+                     "(%zu bytes)",
+                     hs->max_body);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, MCP_TRANSPORT_ERROR, msg);
     }
     if (jrpc_parse(r->body.data ? r->body.data : "", r->body.len, &root, &perr) != AB_OK) {
@@ -1369,13 +1378,21 @@ static enum MHD_Result begin_request(struct hreq *r, const char *url, const char
             return reply_error(r, MHD_HTTP_NOT_ACCEPTABLE, MCP_TRANSPORT_ERROR,
                                "Not Acceptable: Client must accept application/json and/or "
                                "text/event-stream");
+        /* The per-principal request quota (issue 6) applies once the principal is known,
+         * here, after authentication: it only ever lowers the transport's own limit. */
+        r->body_max = hs->max_body;
+        uint64_t quota = hs->cfg->quotas.max_request_bytes;
+        if (quota > 0 && quota < r->body_max) {
+            r->body_max = (size_t)quota;
+            r->quota_limited = true;
+        }
         const char *cl = header(r, "Content-Length");
         int64_t n;
-        if (cl && ab_parse_i64(cl, &n) && n > 0 && (uint64_t)n > hs->max_body) {
+        if (cl && ab_parse_i64(cl, &n) && n > 0 && (uint64_t)n > r->body_max) {
             r->too_large = true;
             return handle_post(r);
         }
-        buf_init(&r->body, hs->max_body);
+        buf_init(&r->body, r->body_max);
         r->state = RS_BODY;
         return MHD_YES;
     }
