@@ -297,6 +297,7 @@ static const char *call_result_name(const struct mcp_call_report *r)
         return "invalid_arguments";
     const char *decision = json_string_value(json_object_get(r->notes, "decision"));
     if (r->quota_refused || (decision && (strcmp(decision, "deny") == 0 ||
+                                          strcmp(decision, "quota") == 0 ||
                                           (ab_starts_with(decision, "ask:") &&
                                            strcmp(decision, "ask:accept") != 0))))
         return "denied";

@@ -199,6 +199,7 @@ ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, co
     if (!refusal)
         return AB_OK;
     *allowed = false;
+    res->refused = true;
     ab_status rc = fsops__fail(res, "%s", "");
     if (!rc)
         rc = fsops__utf8_sanitize(&res->text, refusal, strlen(refusal));
@@ -206,7 +207,8 @@ ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, co
     return rc;
 }
 
-bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs)
+bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs,
+                          struct fsops_result *res)
 {
     if (!env->check_path && !env->no_symlinks)
         return true;
@@ -214,6 +216,8 @@ bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access,
     if (!refusal)
         refusal = symlink_refusal(env, access, abs);
     free(refusal);
+    if (refusal)
+        res->refused = true;
     return refusal == NULL;
 }
 
@@ -675,7 +679,7 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
         const void *data = bytes ? (const void *)bytes : (const void *)f->content.ptr;
         if (!code && blen > lim->upload_max_bytes)
             code = "file_too_large";
-        if (!code && !fsops__allowed_quiet(env, FSOPS_ACCESS_WRITE, abs))
+        if (!code && !fsops__allowed_quiet(env, FSOPS_ACCESS_WRITE, abs, res))
             code = "permission_denied";
         if (!code) {
             struct ab_err perr;
@@ -743,7 +747,7 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
             return AB_NOMEM;
         if (prc || !paths[i].ptr) {
             code = "invalid_path";
-        } else if (!fsops__allowed_quiet(env, FSOPS_ACCESS_READ, abs)) {
+        } else if (!fsops__allowed_quiet(env, FSOPS_ACCESS_READ, abs, res)) {
             code = "permission_denied";
         } else {
             struct sbx_stat st;

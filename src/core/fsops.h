@@ -78,6 +78,8 @@ struct fsops_result {
     json_t *content;    /* new array of MCP content blocks when the result is not plain text
                            (read of media: image/audio/resource; download: text + embedded
                            resources); NULL = one text block made from `text` */
+    bool refused;       /* the policy seam (check_path / no_symlinks) refused a path; for
+                           upload/download: at least one file (the audit log's decision) */
 };
 
 void fsops_result_init(struct fsops_result *res);

@@ -37,7 +37,8 @@ ab_status fsops__resolve(const struct fsops_env *env, struct fsops_str path, boo
 ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, const char *abs,
                        bool *allowed, struct fsops_result *res);
 /* Same, for per-file ops: true when allowed (the refusal text is discarded). */
-bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs);
+bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs,
+                          struct fsops_result *res);
 
 /* Append s with each invalid UTF-8 byte replaced by U+FFFD. */
 ab_status fsops__utf8_sanitize(struct buf *out, const char *s, size_t len);

@@ -277,6 +277,7 @@ static json_t *tool_execute(struct mcp_call *call, const json_t *args, void *arg
         }
         char *refusal = policy_check_path(ctx->policy, POLICY_READ, cwd);
         if (refusal) {
+            mcp_call_annotate(call, "decision", "deny");
             out = mcp_text_result(refusal, (size_t)-1, true);
             free(refusal);
             free(cwd);
@@ -393,6 +394,8 @@ static json_t *tool_execute_python(struct mcp_call *call, const json_t *args, vo
         ab_err_clear(&err);
         ab_status rc = fsops_upload(&env, up, n, &fr, &err);
         free(up);
+        if (fr.refused)
+            mcp_call_annotate(call, "decision", "deny");
         if (rc) {
             out = tools__failure(ref, "writing the files", rc, &err);
             fsops_result_cleanup(&fr);

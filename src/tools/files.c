@@ -21,6 +21,8 @@ static json_t *file_tool(struct mcp_call *call, const json_t *args, void *arg)
     ab_err_clear(&err);
     const char *tool = mcp_call_tool(call);
     ab_status rc = fsops_call(&env, tool, args, &res, &err);
+    if (env.check_path) /* the audit log's policy decision for path rules */
+        mcp_call_annotate(call, "decision", res.refused ? "deny" : "allow");
     if (rc) {
         char what[64];
         snprintf(what, sizeof(what), "%s", tool);

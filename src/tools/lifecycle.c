@@ -113,6 +113,8 @@ static json_t *tool_create(struct mcp_call *call, const json_t *args, void *arg)
         return tools__error("Error: thread '%s' already has a sandbox; calls carrying that "
                             "thread id use it already. Delete it first to start over.",
                             thread);
+    if (rc == AB_LIMIT)
+        mcp_call_annotate(call, "decision", "quota"); /* audit: a quota refused it */
     if (rc == AB_LIMIT || rc == AB_DENIED || rc == AB_INVAL)
         return tools__error("Error: %s", err.msg);
     if (rc)

@@ -179,6 +179,8 @@ struct sbx_ref *tools__acquire(struct tools_ctx *ctx, struct mcp_call *call, con
     if (rc) {
         AB_LOG_WARN("tools.acquire_failed", "tool=%s status=%s error=\"%s\"", mcp_call_tool(call),
                     ab_status_name(rc), err.msg);
+        if (rc == AB_LIMIT)
+            mcp_call_annotate(call, "decision", "quota"); /* audit: a quota refused it */
         if (rc == AB_LIMIT || rc == AB_DENIED)
             *error_result = tools__error("Error: %s", err.msg);
         else
