@@ -10,8 +10,11 @@ want=(pkg-config cmake make gcc libjansson-dev libmicrohttpd-dev libcurl4-openss
 if [ "${1:-}" = test ]; then
   # python3: execute_python inside sandboxes; bubblewrap: the benchmark baseline;
   # clang + libclang-rt: libFuzzer targets; valgrind: memcheck of the e2e smoke test;
-  # iproute2: network isolation checks; nodejs/npm come with the machine (see README).
-  want+=(python3 bubblewrap clang libclang-rt-14-dev valgrind iproute2 procps)
+  # iproute2: network isolation checks; nodejs/npm come with the machine (see README);
+  # python3-prometheus-client: the Prometheus text-format parser that checks /metrics;
+  # groff-base: renders the man page in its test.
+  want+=(python3 bubblewrap clang libclang-rt-14-dev valgrind iproute2 procps
+         python3-prometheus-client groff-base)
 fi
 
 missing=()
