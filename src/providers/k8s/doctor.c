@@ -79,8 +79,9 @@ static void group_versions(const json_t *group, char *out, size_t cap, bool *bet
     }
 }
 
-static bool check_credentials(struct kd *d, const struct cfg_k8s *k)
+static bool check_credentials(struct kd *d)
 {
+    const struct cfg_k8s *k = d->k;
     struct k8s_client_opts co = {.kubeconfig = k->kubeconfig,
                                  .context = k->context,
                                  .request_timeout_ms = DOCTOR_REQUEST_MS,
@@ -425,7 +426,7 @@ static void check_connection(struct kd *d, bool cluster_ok)
 void sbx_k8s_doctor(const struct config *cfg, struct doctor_report *r)
 {
     struct kd d = {.k = &cfg->k8s, .r = r};
-    bool cluster_ok = check_credentials(&d, &cfg->k8s) && check_api(&d);
+    bool cluster_ok = check_credentials(&d) && check_api(&d);
     bool crds = cluster_ok && check_crds(&d);
     if (crds) {
         check_template(&d);

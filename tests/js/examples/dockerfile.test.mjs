@@ -89,6 +89,7 @@ test('the runtime stage installs the package of every library the binaries link'
   for (const b of [bin, path.join(path.dirname(bin), 'agentbox-runtime')]) {
     for (const { lib, pkg } of neededPackages(b)) {
       if (pkg === 'libc6') continue; // in every Debian image
+      if (/^lib(asan|ubsan|lsan|tsan)\.so/.test(lib)) continue; // a sanitizer build's runtime: the image is a release build
       assert.ok(have.has(pkg), `${path.basename(b)} needs ${lib} from ${pkg}, which the runtime stage does not install`);
     }
   }
