@@ -95,6 +95,16 @@ static int run_case(const char *dir, const char *name)
     argv[argc++] = (char *)tp_agentbox_bin();
     argv[argc++] = "serve";
     argv[argc++] = "--stdio";
+    /* Each case gets its own state directory and no warm pool: cases never share sandboxes
+     * and never touch the machine's /var/lib/agentbox. */
+    char state[] = "/tmp/agentbox-proto-XXXXXX";
+    T_ASSERT(mkdtemp(state) != NULL);
+    char state_arg[64];
+    snprintf(state_arg, sizeof(state_arg), "state_dir=%s", state);
+    argv[argc++] = "--set";
+    argv[argc++] = state_arg;
+    argv[argc++] = "--set";
+    argv[argc++] = "sandbox.pool.size=0";
     char *argcopy = ab_strdup(buf_cstr(&args));
     char *save = NULL;
     for (char *a = strtok_r(argcopy, "\n", &save); a && argc < 30; a = strtok_r(NULL, "\n", &save))
@@ -141,6 +151,10 @@ static int run_case(const char *dir, const char *name)
         o = strtok_r(NULL, "\n", &os);
     }
     /* stdout must hold nothing but protocol: every line parsed as JSON above. */
+    char rm[128];
+    snprintf(rm, sizeof(rm), "rm -rf %s", state);
+    if (system(rm) != 0)
+        fprintf(stderr, "[%s] could not remove %s\n", name, state);
     free(olines);
     free(elines);
     free(argcopy);
