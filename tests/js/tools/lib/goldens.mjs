@@ -215,11 +215,7 @@ export async function runFsopsCase(srv, { name, c, expected }) {
       return;
     }
     const text = textOf(r);
-    // A documented difference of one configuration (the suite passes it with its reason):
-    // still compared byte for byte, against the other text.
-    const override = srv.overrides?.[name];
-    const envText = override ? Buffer.from(override.text)
-      : ENVIRONMENT_CASES[name] ? await ENVIRONMENT_CASES[name](srv, meta) : null;
+    const envText = ENVIRONMENT_CASES[name] ? await ENVIRONMENT_CASES[name](srv, meta) : null;
     if (c.input_valid === false) {
       // The MCP layer validates arguments against the inputSchema before the tool runs
       // (MCP 2025-11-25, tools: input validation errors are tool execution errors).
@@ -228,7 +224,7 @@ export async function runFsopsCase(srv, { name, c, expected }) {
     } else {
       assertBytes(text, envText || expected, `${name} [${srv.provider}]`);
       // An environment-derived text is a success (a listing, a file's content).
-      const isError = override ? override.is_error : envText ? false : c.is_error;
+      const isError = envText ? false : c.is_error;
       if (typeof isError === 'boolean') assert.equal(!!r.isError, isError, `${name}: isError`);
       if (r.isError) assert.equal(r.structuredContent, undefined, `${name}: an error result carries structuredContent`);
       else assert.ok(r.structuredContent, `${name}: a success result has no structuredContent`);

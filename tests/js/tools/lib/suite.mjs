@@ -5,8 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { groupBy, limitSets, loadFsopsCases, loadToolCases, runFsopsCase, runToolCase } from './goldens.mjs';
 import { startCluster, startServer } from './server.mjs';
 
-// opts: sets (extra --set pairs), clusterArgs (agent-sandbox), overrides ({case: {text,
-// is_error, why}}: documented differences of this configuration).
+// opts: sets (extra --set pairs), clusterArgs (agent-sandbox).
 export function goldenSuites(provider, opts = {}) {
   let cluster = null;
   if (provider === 'agent-sandbox') {
@@ -25,10 +24,7 @@ export function goldenSuites(provider, opts = {}) {
       for (const g of groups) {
         describe(`config ${JSON.stringify(g.sets)}`, () => {
           let srv = null;
-          before(async () => {
-            srv = await startServer({ provider, cluster, sets: { ...(opts.sets || {}), ...g.sets } });
-            srv.overrides = opts.overrides || {};
-          });
+          before(async () => { srv = await startServer({ provider, cluster, sets: { ...(opts.sets || {}), ...g.sets } }); });
           after(async () => { await srv?.stop(); });
           for (const c of g.cases) test(c.name, async () => run(srv, c));
         });
