@@ -213,6 +213,16 @@ static void exchange(const char *req, size_t len, struct response *r)
     parse_head(r);
 }
 
+/* Is the request line's target the MCP endpoint? (Only the first line counts: pipelined
+ * bytes after it may name anything.) */
+static bool to_mcp_endpoint(const char *req)
+{
+    const char *sp = strchr(req, ' ');
+    const char *eol = strpbrk(req, "\r\n");
+    return sp && (!eol || sp < eol) && strncmp(sp + 1, "/mcp", 4) == 0 &&
+           (sp[5] == ' ' || sp[5] == '?');
+}
+
 static const int known_status[] = {200, 202, 204, 400, 401, 403, 404, 405, 406,
                                    409, 413, 415, 429, 431, 500, 501, 503, 505};
 
@@ -239,7 +249,7 @@ static void check_response(const struct response *r, const char *req)
             }
             p = nl + 1;
         }
-    } else if (body_complete(r) && *body && strstr(req, " /mcp ")) {
+    } else if (body_complete(r) && *body && to_mcp_endpoint(req)) {
         /* A JSON answer from the MCP endpoint: a response, or an error with a JSON-RPC
          * body (the SDK reads those). */
         const char *ct = find_header(r, "Content-Type");
