@@ -24,197 +24,30 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "support/mcp_stdio.h"
 
 /* ------------------------------------------------------------------------------------------
- * a stdio MCP client of the real binary
+ * the server, through support/mcp_stdio
  * ---------------------------------------------------------------------------------------- */
 
-struct srv {
-    pid_t pid;
-    int in, out;
-    struct buf rx;
-    int next_id;
-};
-
-static void srv_send(struct srv *s, const char *line)
-{
-    size_t len = strlen(line), off = 0;
-    while (off < len) {
-        ssize_t w = write(s->in, line + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            T_FAIL("write to the server: %s", strerror(errno));
-        off += (size_t)w;
-    }
-    T_EQ_INT(write(s->in, "\n", 1), 1);
-}
-
-/* The next message from the server (new), or NULL at EOF; fails after timeout_ms. */
-static json_t *srv_recv(struct srv *s, int timeout_ms)
-{
-    int64_t deadline = ab_mono_ms() + timeout_ms;
-    for (;;) {
-        char *nl = s->rx.len ? memchr(s->rx.data, '\n', s->rx.len) : NULL;
-        if (nl) {
-            size_t n = (size_t)(nl - s->rx.data);
-            json_error_t je;
-            json_t *m = json_loadb(s->rx.data, n, 0, &je);
-            if (!m)
-                T_FAIL("the server wrote a line that is not JSON: %.*s", (int)n, s->rx.data);
-            buf_consume(&s->rx, n + 1);
-            return m;
-        }
-        int64_t left = deadline - ab_mono_ms();
-        if (left <= 0)
-            T_FAIL("no message from the server within %d ms", timeout_ms);
-        struct pollfd p = {s->out, POLLIN, 0};
-        if (poll(&p, 1, (int)left) <= 0)
-            continue;
-        char chunk[65536];
-        ssize_t r = read(s->out, chunk, sizeof(chunk));
-        if (r == 0)
-            return NULL;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            T_FAIL("read from the server: %s", strerror(errno));
-        }
-        T_OK(buf_append(&s->rx, chunk, (size_t)r));
-    }
-}
-
-/* Send a request; returns its id. */
-static int srv_request(struct srv *s, const char *method, json_t *params_new)
-{
-    int id = s->next_id++;
-    json_t *m = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", id, "method", method,
-                          "params", params_new);
-    char *line = json_dumps(m, JSON_COMPACT);
-    srv_send(s, line);
-    free(line);
-    json_decref(m);
-    return id;
-}
-
-/* Wait for the response to id (other messages are skipped); returns its result (new). */
-static json_t *srv_wait(struct srv *s, int id, int timeout_ms)
-{
-    for (;;) {
-        json_t *m = srv_recv(s, timeout_ms);
-        if (!m)
-            T_FAIL("the server closed its output before answering request %d", id);
-        if (json_integer_value(json_object_get(m, "id")) == id &&
-            !json_object_get(m, "method")) {
-            json_t *r = json_object_get(m, "result");
-            if (!r)
-                T_FAIL("request %d failed: %s", id, json_dumps(m, JSON_COMPACT));
-            json_incref(r);
-            json_decref(m);
-            return r;
-        }
-        json_decref(m);
-    }
-}
-
-/* A tool call; returns the CallToolResult (new). */
-static json_t *srv_tool(struct srv *s, const char *tool, json_t *args_new)
-{
-    int id = srv_request(s, "tools/call", json_pack("{s:s,s:o}", "name", tool, "arguments",
-                                                    args_new));
-    return srv_wait(s, id, 120000);
-}
-
-static const char *text_of(const json_t *r)
-{
-    return json_string_value(json_object_get(json_array_get(json_object_get(r, "content"), 0),
-                                             "text"));
-}
-
-static bool is_error(const json_t *r)
-{
-    return json_is_true(json_object_get(r, "isError"));
-}
-
-/* A tool call that must succeed; returns its text (new). */
-static char *tool_ok(struct srv *s, const char *tool, json_t *args_new)
-{
-    json_t *r = srv_tool(s, tool, args_new);
-    if (is_error(r))
-        T_FAIL("%s failed: %s", tool, text_of(r));
-    char *t = ab_strdup(text_of(r));
-    json_decref(r);
-    return t;
-}
+#define srv ms_srv
+#define srv_request ms_request
+#define srv_wait ms_wait
+#define srv_tool ms_tool
+#define tool_ok ms_tool_ok
+#define text_of ms_text
+#define is_error ms_is_error
+#define srv_kill ms_kill
 
 static void srv_start(struct srv *s, const char *state_dir, const char *const *sets)
 {
-    memset(s, 0, sizeof(*s));
-    buf_init(&s->rx, 64u << 20);
-    const char *bin = getenv("AGENTBOX_BIN");
-    if (!bin)
-        T_FAIL("AGENTBOX_BIN is not set (ctest sets it to the built agentbox binary)");
-    int pin[2], pout[2];
-    T_OK(pipe2(pin, O_CLOEXEC));
-    T_OK(pipe2(pout, O_CLOEXEC));
-    char sd[600];
-    snprintf(sd, sizeof(sd), "state_dir=%s", state_dir);
-    const char *argv[64] = {bin, "serve", "--stdio", "--log-level", "warn", "--set", sd,
-                            "--set", "stdio.thread_key=faults"};
-    int argc = 9;
-    for (size_t i = 0; sets && sets[i] && argc < 60; i++) {
-        argv[argc++] = "--set";
-        argv[argc++] = sets[i];
-    }
-    argv[argc] = NULL;
-    s->pid = fork();
-    T_ASSERT(s->pid >= 0);
-    if (s->pid == 0) {
-        dup2(pin[0], 0);
-        dup2(pout[1], 1);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(pin[0]);
-    close(pout[1]);
-    s->in = pin[1];
-    s->out = pout[0];
-    s->next_id = 1;
-    int id = srv_request(s, "initialize",
-                         json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", "2025-11-25",
-                                   "capabilities", "clientInfo", "name", "faults", "version",
-                                   "1"));
-    json_decref(srv_wait(s, id, 60000));
-    srv_send(s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+    ms_start(s, NULL, state_dir, "faults", sets, NULL);
 }
 
-/* Close stdin: the server drains and exits 0. */
 static void srv_stop(struct srv *s)
 {
-    close(s->in);
-    int64_t deadline = ab_mono_ms() + 30000;
-    int st = 0;
-    while (waitpid(s->pid, &st, WNOHANG) == 0) {
-        if (ab_mono_ms() > deadline) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &st, 0);
-            T_FAIL("the server did not exit after EOF");
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    close(s->out);
-    buf_cleanup(&s->rx);
+    int st = ms_stop(s);
     T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
-static void srv_kill(struct srv *s)
-{
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    close(s->in);
-    close(s->out);
-    buf_cleanup(&s->rx);
 }
 
 static void state_dir_new(char *out, size_t cap)
