@@ -716,7 +716,8 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
 /* ---- runtime flavour and base dir ---- */
 
 static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, const char *command,
-                                int64_t timeout_s, json_t **out, struct ab_err *err);
+                                int64_t timeout_s, size_t max_body, json_t **out,
+                                struct ab_err *err);
 
 static ab_status probe_runtime(struct k8s_provider *p, struct sbx_handle *h, struct ab_err *err)
 {
@@ -753,7 +754,7 @@ static ab_status probe_runtime(struct k8s_provider *p, struct sbx_handle *h, str
     }
     if (!base) {
         json_t *res = NULL;
-        if ((rc = compat_execute(p, h, "pwd", p->request_timeout_s, &res, err)))
+        if ((rc = compat_execute(p, h, "pwd", p->request_timeout_s, 0, &res, err)))
             return rc;
         const char *o = json_string_value(json_object_get(res, "stdout"));
         if (o) {
@@ -788,8 +789,10 @@ ab_status k8s_rt_ping(struct k8s_provider *p, struct sbx_handle *h, struct ab_er
 
 /* ---- exec: python-runtime /execute ---- */
 
+/* POST /execute; max_body: the largest answer accepted (0 = RT_MAX_JSON). */
 static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, const char *command,
-                                int64_t timeout_s, json_t **out, struct ab_err *err)
+                                int64_t timeout_s, size_t max_body, json_t **out,
+                                struct ab_err *err)
 {
     json_t *body = json_pack("{s:s}", "command", command);
     char *js = json_dumps(body, JSON_COMPACT);
@@ -797,7 +800,8 @@ static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, co
     if (!js)
         return ab_err_set(err, AB_NOMEM, "out of memory");
     struct rt_req q = {.method = "POST", .path = "/execute", .json = js, .timeout_s = timeout_s,
-                       .idempotent = false /* never run a command twice */};
+                       .idempotent = false /* never run a command twice */,
+                       .max_body = max_body};
     struct rt_resp r;
     ab_status rc = rt_request(p, h, &q, &r, err);
     free(js);
@@ -899,7 +903,11 @@ static ab_status exec_compat(struct k8s_provider *p, struct sbx_handle *h,
     int64_t t0 = ab_mono_ms();
     json_t *r = NULL;
     int64_t tmo = req->timeout_ms > 0 ? req->timeout_ms / 1000 + 5 : p->request_timeout_s * 10;
-    ab_status rc = compat_execute(p, h, cmd, tmo, &r, err);
+    /* The answer carries up to output_cap + 1 bytes as base64 (4/3), plus JSON and the
+     * runtime's own stderr. */
+    size_t cap = req->output_cap ? req->output_cap : DEFAULT_OUTCAP;
+    size_t max_body = AB_MAX((cap + 3) / 3 * 4 + (1u << 20), (size_t)RT_MAX_JSON);
+    ab_status rc = compat_execute(p, h, cmd, tmo, max_body, &r, err);
     free(cmd);
     if (rc)
         return rc;
@@ -913,7 +921,6 @@ static ab_status exec_compat(struct k8s_provider *p, struct sbx_handle *h,
         json_decref(r);
         return rc;
     }
-    size_t cap = req->output_cap ? req->output_cap : DEFAULT_OUTCAP;
     res->output.max = cap;
     /* stdout is the base64 of the output (compat_script); a runtime that answered something
      * else (no base64 in the image) is passed through as it is. */
