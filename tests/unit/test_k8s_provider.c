@@ -259,9 +259,17 @@ static void t_reattach_after_restart(void)
     struct sbx_provider *p = provider(&cfg);
     struct ab_err err;
     struct sbx_handle *h = NULL;
+    /* The reattach must report how the sandbox was first acquired (warm here). That needs a
+     * Ready pool Sandbox when the claim is reconciled: without one the controller rightly
+     * cold-starts the claim. The pool's runtimes start slowly under ASan, and this case once
+     * created its claim before any was Ready, so the reattach saw a cold start ("info.warm"
+     * failed, 8356cb8 added the wait). The wait is for a condition, and ready replicas cannot
+     * drop again before the claim is reconciled (pool Sandboxes only leave the pool by
+     * adoption); asserting the first acquisition makes a failure point at the right step. */
     wait_pool_ready(p, 2);
     if (create(p, "ab-keep", &h, &err))
         T_FAIL("create: %s", err.msg);
+    T_ASSERT(h->warm);
     T_OK(p->ops->write_file(p, h, "/workspace/state.txt", "kept", 4, &err));
     char *sbx = ab_strdup(h->sandbox);
     p->ops->release(p, h);
