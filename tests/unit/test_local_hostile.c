@@ -33,10 +33,14 @@ static char g_self[4096];
 
 static unsigned char rx[LCL_HDR + LCL_FRAME_MAX + 1];
 
+/* Send a frame, waiting while the socket is full (lcl__send never blocks). */
 static void send_buf(int fd, struct buf *b)
 {
     size_t len = lcl__wr_end(b);
-    (void)lcl__send(fd, b->data, len, NULL, 0);
+    while (lcl__send(fd, b->data, len, NULL, 0) == -EAGAIN) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, 1000);
+    }
 }
 
 static void send_ready(int fd)
@@ -106,11 +110,7 @@ static void hostile_helper(int ctl, const char *mode)
         for (int i = 0; i < 200; i++) {
             lcl__wr_begin(&b, LCL_RSP_OUTPUT);
             lcl__wr_bytes(&b, chunk, sizeof(chunk));
-            size_t len = lcl__wr_end(&b);
-            if (lcl__send(ch, b.data, len, NULL, 0) == -EAGAIN) {
-                struct pollfd p = {.fd = ch, .events = POLLOUT};
-                poll(&p, 1, 1000);
-            }
+            send_buf(ch, &b);
         }
         lcl__wr_begin(&b, LCL_RSP_EXIT);
         lcl__wr_i32(&b, 99999);
