@@ -991,8 +991,7 @@ static void fork_bomb(void)
     if (pids)
         T_ASSERT(json_integer_value(pids) <= 64);
     else
-        T_EQ_INT(json_integer_value(json_object_get(json_object_get(st, "limits"),
-                                                    "nproc_rlimit")),
+        T_EQ_INT(json_integer_value(json_object_get(json_object_get(st, "limits"), "nproc_rlimit")),
                  64);
     json_decref(st);
     for (int i = 0; i < 5; i++)
@@ -1162,6 +1161,14 @@ static void t_sigkill_server(void)
             struct sbx_handle *x = mk(&f, name);
             struct ab_err err;
             f.p->ops->write_file(f.p, x, "/workspace/x", "x", 1, &err);
+            struct sbx_info info;
+            sbx_info_init(&info);
+            info.name = ab_strdup(name);
+            info.principal = ab_strdup("");
+            info.labels = json_object();
+            info.last_used_ms = ab_wall_ms();
+            f.p->ops->update_info(f.p, x, &info, &err); /* meta.json rewritten */
+            sbx_info_cleanup(&info);
         }
     }
     close(pipefd[1]);
@@ -1194,8 +1201,10 @@ static void t_sigkill_server(void)
     sbx_list_page_cleanup(&page);
     /* and nothing half-done is left behind: only the new server's own directory remains */
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "ls -A %s/servers | wc -l; find %s/servers -mindepth 3 | wc -l",
-             f.dir, f.dir);
+    snprintf(cmd, sizeof(cmd),
+             "ls -A %s/servers | wc -l; (find %s/servers -mindepth 3; find %s -name '*.tmp*' "
+             "-not -path '*/workspace/*') | wc -l",
+             f.dir, f.dir, f.dir);
     FILE *pp = popen(cmd, "r");
     char line[32] = "", line2[32] = "";
     T_ASSERT(fgets(line, sizeof(line), pp) != NULL);

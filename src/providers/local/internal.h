@@ -260,10 +260,12 @@ void lcl__cg_sweep_tag(const struct lcl_cg_env *env, const char *tag);
 
 /* ---- state directory (state.c) ---- */
 
-/* Write data to path atomically: a unique temp file, fsync (when sync), rename. Without
- * sync the caller hands the file to a flusher (below) for a later fsync. */
-ab_status lcl__write_atomic(const char *path, const void *data, size_t len, bool sync,
-                            struct ab_err *err);
+/* Write data to path atomically: a unique temp file, fsync (when sync), rename. The temp
+ * file is made in tmpdir (same filesystem; NULL = next to path), so that a process killed
+ * mid-write leaves its debris where it is swept, not next to the real file. Without sync
+ * the caller hands the file to a flusher (below) for a later fsync. */
+ab_status lcl__write_atomic(const char *path, const char *tmpdir, const void *data, size_t len,
+                            bool sync, struct ab_err *err);
 
 /* A background thread that fsyncs files (and their directories) written without sync. */
 struct lcl_flusher;

@@ -168,8 +168,8 @@ static bool name_ok(const char *name)
     return true;
 }
 
-static ab_status write_meta(const char *dir, const struct sbx_info *info, bool sync,
-                            struct ab_err *err)
+static ab_status write_meta(const char *dir, const char *tmpdir, const struct sbx_info *info,
+                            bool sync, struct ab_err *err)
 {
     json_t *j = sbx_info_to_json(info);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -177,7 +177,7 @@ static ab_status write_meta(const char *dir, const struct sbx_info *info, bool s
     if (!text)
         return AB_NOMEM;
     char *path = ab_asprintf("%s/meta.json", dir);
-    ab_status rc = path ? lcl__write_atomic(path, text, strlen(text), sync, err) : AB_NOMEM;
+    ab_status rc = path ? lcl__write_atomic(path, tmpdir, text, strlen(text), sync, err) : AB_NOMEM;
     free(path);
     free(text);
     return rc;
@@ -770,7 +770,7 @@ static ab_status make_sandbox_dir(struct local_provider *lp, const struct sbx_in
         goto out;
     }
     if (info)
-        rc = write_meta(stage, info, true, err);
+        rc = write_meta(stage, NULL, info, true, err); /* staging/ is swept anyway */
     if (!rc)
         rc = lock_dir(stage, lock_fd, err);
     if (!rc && rename(stage, final) < 0) {
@@ -1051,7 +1051,7 @@ static ab_status local_update_info(struct sbx_provider *p, struct sbx_handle *h,
         return rc;
     /* The index lock also orders concurrent writers of the same meta.json. */
     pthread_mutex_lock(&lp->lock);
-    rc = write_meta(h->dir, info, true, err);
+    rc = write_meta(h->dir, lp->staging_dir, info, true, err);
     struct index_entry *e = rc ? NULL : idx_find(lp, h->id);
     if (e) {
         sbx_info_cleanup(&e->info);
@@ -1088,7 +1088,7 @@ static ab_status local_bind(struct sbx_provider *p, struct sbx_handle *h,
     /* Metadata first, then the rename: sandboxes/<name> always has its meta.json. No fsync
      * on this path (an acquisition must stay well under a millisecond): the flusher does it
      * right after (state.c). */
-    rc = write_meta(h->dir, info, false, err);
+    rc = write_meta(h->dir, lp->staging_dir, info, false, err);
     pthread_mutex_lock(&lp->lock);
     if (!rc && idx_find(lp, info->name))
         rc = ab_err_set(err, AB_EXISTS, "sandbox %s already exists", info->name);

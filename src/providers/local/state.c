@@ -35,13 +35,15 @@
 #define RM_MAX_DEPTH   48
 #define FLUSH_DELAY_MS 50
 
-ab_status lcl__write_atomic(const char *path, const void *data, size_t len, bool sync,
-                            struct ab_err *err)
+ab_status lcl__write_atomic(const char *path, const char *tmpdir, const void *data, size_t len,
+                            bool sync, struct ab_err *err)
 {
     char rnd[17];
     if (ab_random_hex(rnd, 8))
         return ab_err_set(err, AB_IO, "no randomness for a temporary file name");
-    char *tmp = ab_asprintf("%s.tmp-%s", path, rnd);
+    const char *base = strrchr(path, '/');
+    char *tmp = tmpdir ? ab_asprintf("%s/%s.tmp-%s", tmpdir, base ? base + 1 : path, rnd)
+                       : ab_asprintf("%s.tmp-%s", path, rnd);
     if (!tmp)
         return AB_NOMEM;
     ab_status rc = AB_OK;
