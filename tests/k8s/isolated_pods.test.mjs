@@ -1,8 +1,9 @@
 // isolated_pods.test.mjs - the emulated pods of `--isolated-pods` / isolatePods (what the
 // golden tests on the agent-sandbox provider rely on): each runtime runs as the template's
 // runAsUser in a mount namespace of its own, with the pod's volume at its mountPath as the
-// runtime's base directory, a private /tmp, and no view of the cluster's own files; and it
-// stops with its pod, leaving nothing mounted or running.
+// runtime's base directory, a private /tmp, its own PID namespace (the runtime is PID 1) and
+// no view of the cluster's own files; and it stops with its pod, leaving nothing mounted or
+// running, not even what its commands started in the background.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -57,12 +58,25 @@ test('a pod runs as its runAsUser, in its own root, with the volume at /workspac
   const pod = (await k('GET', '/_admin/state')).pods[claim.status.sandbox.name];
   assert.equal(fs.readFileSync(`${pod.dir}/f`, 'utf8'), 'hi\n');
   assert.equal(fs.statSync(`${pod.dir}/f`).uid, 1000);
-  r = await sh(ip, `test -e ${JSON.stringify(pod.dir)} && echo visible || echo hidden; test -e /proc/1 && echo proc`);
-  assert.equal(r.out, 'hidden\nproc\n');
+  r = await sh(ip, `test -e ${JSON.stringify(pod.dir)} && echo visible || echo hidden; ls -d /proc/[0-9]* | wc -l; grep -l agentbox-runtime /proc/[0-9]*/cmdline | wc -l`);
+  const [vis, nproc, nrt] = r.out.split('\n');
+  assert.equal(vis, 'hidden');
+  assert.ok(Number(nproc) < 10, `the pod sees only its own processes (${nproc})`);
+  assert.ok(Number(nrt) >= 1, 'the runtime runs in the pod');
+  // A background process outlives its command but not its pod.
+  r = await sh(ip, 'sleep 600 >/dev/null 2>&1 & echo $!');
+  const bgHostPids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try { return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\u0000600\u0000' && fs.statSync(`/proc/${d}`).uid === 1000; } catch { return false; }
+  });
+  assert.ok(bgHostPids.length >= 1, 'the background process runs');
   // Deleting the claim stops the pod: its runtime is gone and nothing stays mounted.
   await k('DELETE', `${GE}/sandboxclaims/iso`);
   await c.waitFor(async () => !(await k('GET', '/_admin/state')).pods[claim.status.sandbox.name], 20000);
+  await c.waitFor(() => bgHostPids.every((d) => !fs.existsSync(`/proc/${d}`) || fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1][0] === 'Z'), 10000);
   const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   assert.ok(!mounts.includes(pod.dir), 'a pod mount leaked into the host namespace');
-  await assert.rejects(fetch(`http://${ip}:8888/`, { signal: AbortSignal.timeout(2000) }));
+  // The runtime (the pod's PID 1) is killed asynchronously when its pod stops.
+  await c.waitFor(async () => {
+    try { await fetch(`http://${ip}:8888/`, { signal: AbortSignal.timeout(2000) }); return false; } catch { return true; }
+  }, 10000);
 });

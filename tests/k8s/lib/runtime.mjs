@@ -17,12 +17,15 @@ export function runtimeBin() {
   return b;
 }
 
-// An isolated "pod" (opts.pod): the runtime runs in a mount namespace of its own whose root
-// is a fresh tmpfs holding the host's system directories (bound), a private /tmp, and the
-// pod's volume (opts.baseDir on the host) at opts.pod.mountPath, as the user
-// opts.pod.runAsUser: what a container with a volumeMount and a securityContext sees. So
-// absolute paths in commands (/workspace/x) mean the same as in a real pod, and a
-// non-root user meets file permissions. Needs root (mount(2)); util-linux unshare/chroot.
+// An isolated "pod" (opts.pod): the runtime runs in mount and PID namespaces of its own,
+// whose root is a fresh tmpfs holding the host's system directories (bound), a fresh /proc,
+// a private /tmp, and the pod's volume (opts.baseDir on the host) at opts.pod.mountPath, as
+// the user opts.pod.runAsUser: what a container with a volumeMount and a securityContext
+// sees. So absolute paths in commands (/workspace/x) mean the same as in a real pod, a
+// non-root user meets file permissions, and when the pod ends (its runtime exits, or its
+// unshare is stopped: --kill-child), the kernel kills every process the pod's commands left
+// behind, as a container runtime does (pid_namespaces(7): PID 1 of the namespace exits).
+// Needs root (mount(2), CLONE_NEWPID); util-linux unshare, coreutils chroot.
 const POD_SCRIPT = `set -e
 R=$1; VOL=$2; MNT=$3; BINDIR=$4; PORTDIR=$5; U=$6; shift 6
 mount -t tmpfs -o mode=0755 pod-root "$R"
@@ -31,13 +34,17 @@ for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc; do
   elif [ -d "$d" ]; then mkdir -p "$R$d"; mount --rbind "$d" "$R$d"; fi
 done
 mkdir -p "$R/proc" "$R/dev" "$R/tmp" "$R$MNT" "$R/.agentbox-runtime" "$R/.agentbox-port"
-mount --rbind /proc "$R/proc"
+mount -t proc proc "$R/proc"
 mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=1777 pod-tmp "$R/tmp"
 mount --bind "$VOL" "$R$MNT"
 mount --bind "$BINDIR" "$R/.agentbox-runtime"
 mount --bind "$PORTDIR" "$R/.agentbox-port"
-exec chroot --userspec="$U:$U" "$R" "$@"
+# This shell stays PID 1 of the pod (root, so unshare's --kill-child signal reaches it: a
+# change of credentials clears the parent-death signal, prctl(2)); when it dies, or the
+# runtime exits, the namespace ends and every process left in it is killed.
+chroot --userspec="$U:$U" "$R" "$@" &
+wait $!
 `;
 
 // Start a runtime; resolves once it listens. opts: baseDir, host ('127.0.0.1'), port (0 =
@@ -57,7 +64,7 @@ export async function startRuntime(opts) {
     fs.chownSync(tmp, uid, uid);
     args[args.indexOf('--base-dir') + 1] = opts.pod.mountPath;
     args[args.indexOf('--port-file') + 1] = '/.agentbox-port/port';
-    args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', POD_SCRIPT, 'pod',
+    args = ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', POD_SCRIPT, 'pod',
       opts.pod.rootDir, opts.baseDir, opts.pod.mountPath, path.dirname(path.resolve(bin)), tmp, String(uid),
       `/.agentbox-runtime/${path.basename(bin)}`, ...args];
     cmd = 'unshare';
