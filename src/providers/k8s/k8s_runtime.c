@@ -716,8 +716,8 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
 /* ---- runtime flavour and base dir ---- */
 
 static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, const char *command,
-                                int64_t timeout_s, size_t max_body, json_t **out,
-                                struct ab_err *err);
+                                int64_t timeout_s, size_t max_body, struct ab_cancel *cancel,
+                                json_t **out, struct ab_err *err);
 
 static ab_status probe_runtime(struct k8s_provider *p, struct sbx_handle *h, struct ab_err *err)
 {
@@ -754,7 +754,7 @@ static ab_status probe_runtime(struct k8s_provider *p, struct sbx_handle *h, str
     }
     if (!base) {
         json_t *res = NULL;
-        if ((rc = compat_execute(p, h, "pwd", p->request_timeout_s, 0, &res, err)))
+        if ((rc = compat_execute(p, h, "pwd", p->request_timeout_s, 0, NULL, &res, err)))
             return rc;
         const char *o = json_string_value(json_object_get(res, "stdout"));
         if (o) {
@@ -789,10 +789,11 @@ ab_status k8s_rt_ping(struct k8s_provider *p, struct sbx_handle *h, struct ab_er
 
 /* ---- exec: python-runtime /execute ---- */
 
-/* POST /execute; max_body: the largest answer accepted (0 = RT_MAX_JSON). */
+/* POST /execute; max_body: the largest answer accepted (0 = RT_MAX_JSON); cancel (may be
+ * NULL) abandons the request with AB_CANCELLED. */
 static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, const char *command,
-                                int64_t timeout_s, size_t max_body, json_t **out,
-                                struct ab_err *err)
+                                int64_t timeout_s, size_t max_body, struct ab_cancel *cancel,
+                                json_t **out, struct ab_err *err)
 {
     json_t *body = json_pack("{s:s}", "command", command);
     char *js = json_dumps(body, JSON_COMPACT);
@@ -801,7 +802,7 @@ static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, co
         return ab_err_set(err, AB_NOMEM, "out of memory");
     struct rt_req q = {.method = "POST", .path = "/execute", .json = js, .timeout_s = timeout_s,
                        .idempotent = false /* never run a command twice */,
-                       .max_body = max_body};
+                       .max_body = max_body, .cancel = cancel};
     struct rt_resp r;
     ab_status rc = rt_request(p, h, &q, &r, err);
     free(js);
@@ -833,10 +834,17 @@ static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, co
  * wrapper's own stderr (where sh reports "Killed" for a child killed by a signal) is
  * discarded, so the output is the command's alone, as with agentbox-runtime's exec. */
 static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
-                           const struct sbx_exec_req *req)
+                           const struct sbx_exec_req *req, const char *pidfile)
 {
     struct buf s;
     buf_init(&s, 96u << 20);
+    /* Cancellable: note the process groups to kill (compat_cancel). The runtime starts each
+     * command in a new session, so the wrapper's pid is its group; `timeout` moves itself and
+     * the command into a group of its own, whose id is the pid of the subshell that execs it
+     * (its child's $PPID: sh has no way to name a subshell's own pid). */
+    char *qpid = pidfile ? k8s_shquote(pidfile) : NULL;
+    if (qpid)
+        buf_printf(&s, "echo $$ > %s; ", qpid);
     char *cwd = req->cwd ? to_real(p, h, req->cwd) : ab_strdup(h->base_real);
     char *qcwd = k8s_shquote(cwd ? cwd : "/");
     buf_printf(&s, "cd %s || exit 1; ", qcwd);
@@ -876,15 +884,20 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
      * for a child killed by a signal to the stderr in effect for that command, so the
      * waiting shell must not hold the 2>&1 itself. fds 3 and 4 are closed for the command: a
      * background process keeping them open would hold the substitution open. */
-    buf_append_str(&s, "( exec ");
+    buf_append_str(&s, "( ");
+    if (qpid && req->timeout_ms > 0)
+        buf_printf(&s, "sh -c 'echo $PPID' >> %s; ", qpid);
+    buf_append_str(&s, "exec ");
     if (req->timeout_ms > 0)
         buf_printf(&s, "timeout -k 2 %.3f ", (double)req->timeout_ms / 1000.0);
     buf_printf(&s,
                "%s %s2>&1 3>&- 4>&- ); echo $? >&4; } 2>/dev/null | { head -c %zu | "
-               "base64 -w0 >&3; cat >/dev/null; }; } 4>&1 ); exit ${ec:-1}",
+               "base64 -w0 >&3; cat >/dev/null; }; } 4>&1 ); %s%s%sexit ${ec:-1}",
                inner, req->stdin_data ? "" : "</dev/null ",
-               (req->output_cap ? req->output_cap : DEFAULT_OUTCAP) + 1);
+               (req->output_cap ? req->output_cap : DEFAULT_OUTCAP) + 1, qpid ? "rm -f " : "",
+               qpid ? qpid : "", qpid ? "; " : "");
     free(inner);
+    free(qpid);
     char *script = buf_steal(&s, NULL);
     char *q = script ? k8s_shquote(script) : NULL;
     char *cmd = q ? ab_asprintf("sh -c %s", q) : NULL;
@@ -893,11 +906,37 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
     return cmd;
 }
 
+/* Kill the process groups a cancelled /execute command noted in pidfile (compat_script).
+ * The pid file may not be written yet when the cancel comes early: wait for it, bounded. */
+static void compat_cancel(struct k8s_provider *p, struct sbx_handle *h, const char *pidfile)
+{
+    /* pidfile is /tmp/.agentbox-exec-<hex>: nothing to quote inside the single quotes that
+     * the runtime's shlex split needs. */
+    const char *q = pidfile;
+    char *script = ab_asprintf("sh -c 'i=0; while [ ! -s %s ] && [ $i -lt 50 ]; do sleep 0.1; "
+                               "i=$((i+1)); done; for g in $(tac %s 2>/dev/null); do kill -9 -$g "
+                               "2>/dev/null; done; rm -f %s'",
+                               q, q, q);
+    json_t *r = NULL;
+    struct ab_err err;
+    ab_err_clear(&err);
+    if (script && compat_execute(p, h, script, p->request_timeout_s, 0, NULL, &r, &err))
+        AB_LOG_WARN("k8s.cancel_failed", "sandbox=%s error=\"%s\"", h->sandbox, err.msg);
+    json_decref(r);
+    free(script);
+}
+
 static ab_status exec_compat(struct k8s_provider *p, struct sbx_handle *h,
                              const struct sbx_exec_req *req, struct sbx_exec_result *res,
                              struct ab_err *err)
 {
-    char *cmd = compat_script(p, h, req);
+    char pidfile[64] = "";
+    if (req->cancel) {
+        char id[33];
+        if (ab_random_hex(id, 16) == AB_OK)
+            snprintf(pidfile, sizeof(pidfile), "/tmp/.agentbox-exec-%s", id);
+    }
+    char *cmd = compat_script(p, h, req, pidfile[0] ? pidfile : NULL);
     if (!cmd)
         return ab_err_set(err, AB_NOMEM, "out of memory");
     int64_t t0 = ab_mono_ms();
@@ -907,8 +946,18 @@ static ab_status exec_compat(struct k8s_provider *p, struct sbx_handle *h,
      * runtime's own stderr. */
     size_t cap = req->output_cap ? req->output_cap : DEFAULT_OUTCAP;
     size_t max_body = AB_MAX((cap + 3) / 3 * 4 + (1u << 20), (size_t)RT_MAX_JSON);
-    ab_status rc = compat_execute(p, h, cmd, tmo, max_body, &r, err);
+    ab_status rc =
+        compat_execute(p, h, cmd, tmo, max_body, pidfile[0] ? req->cancel : NULL, &r, err);
     free(cmd);
+    if (rc == AB_CANCELLED) {
+        /* The upstream API has no way to stop a command: kill its process groups with
+         * another command, as agentbox-runtime does when its exec stream closes. */
+        compat_cancel(p, h, pidfile);
+        res->cancelled = true;
+        res->exit_code = 130;
+        res->duration_ms = ab_mono_ms() - t0;
+        return AB_OK;
+    }
     if (rc)
         return rc;
     const char *out = json_string_value(json_object_get(r, "stdout"));
