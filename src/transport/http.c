@@ -8,7 +8,8 @@
  * FD_SETSIZE limit and no polling. The MCP layer runs every tools/call on its own thread;
  * everything else is answered inline in the access handler, so `ping` stays prompt no matter
  * how many calls are in flight. The thread that called http_serve() polls the shutdown fd
- * and, once a second, writes keep-alive comments and expires idle sessions.
+ * and, once a second, writes keep-alive comments, lets delivered streams leave the replay
+ * rings and expires idle sessions.
  * Rejected: thread-per-connection (a thread per open SSE stream, doubling the thread count
  * under load) and returning 0 from content readers without suspending (a busy loop).
  *
@@ -68,6 +69,8 @@
 #define HTTP_PRINCIPAL_MAX  HTTP_AUTH_PRINCIPAL_MAX
 #define HTTP_THREAD_HDR_MAX 256
 #define HTTP_SSE_BLOCK      (32u * 1024)
+#define HTTP_REPLAY_GRACE_MS 60000 /* a delivered stream stays resumable this long */
+#define HTTP_DONE_MAX        4096  /* delivered streams awaiting that, per session */
 
 #define ALLOW_METHODS "GET, POST, DELETE, OPTIONS"
 #define ALLOW_HEADERS                                                                              \
@@ -110,6 +113,7 @@ struct hreq {
     struct buf body;
     size_t body_max;   /* http.max_body_bytes, or the principal's quota when smaller */
     bool quota_limited; /* body_max is quotas.max_request_bytes */
+    uint64_t done_stream; /* the POST stream whose final event this response carries */
     bool too_large;
     uint64_t discarded;
     /* streaming: guarded by sess->lock */
@@ -143,6 +147,14 @@ struct hsession {
     struct hstream *streams;
     struct hstream *standalone; /* weak */
     struct hreq *reqs;
+    /* Streams whose final response went out whole, oldest first: their events leave the
+     * replay ring HTTP_REPLAY_GRACE_MS later (tick), so a client may still resume them for a
+     * while, but a busy session does not keep http.sse_replay_events of them forever. */
+    struct done_stream {
+        uint64_t no;
+        int64_t at_ms;
+    } *done;
+    size_t ndone, done_cap;
     bool closed;
     _Atomic int64_t last_used_ms;
     struct hsession *next; /* hash chain, under hserver.lock */
@@ -187,6 +199,7 @@ static void session_unref(struct hsession *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     sse_ring_cleanup(&s->ring);
+    free(s->done);
     mcp_session_unref(s->mcp);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -377,8 +390,11 @@ static ab_status emit_locked(struct hstream *st, const char *json, size_t len, b
     }
     if (final) {
         st->finished = true;
-        if (st->conn)
+        if (st->conn) {
+            if (st->kind == SK_SSE && st->delivered_seq == seq)
+                st->conn->done_stream = st->no; /* forgotten once written out: on_completed */
             req_detach_locked(st->conn);
+        }
     }
     buf_cleanup(&ev);
     return AB_OK;
@@ -1463,6 +1479,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+/* Queue a delivered stream for forgetting (session lock held). When the queue is full the
+ * oldest entry is forgotten at once rather than growing it. */
+static void done_push_locked(struct hsession *s, uint64_t no, int64_t now)
+{
+    if (s->ndone == HTTP_DONE_MAX) {
+        sse_ring_forget(&s->ring, s->done[0].no);
+        memmove(s->done, s->done + 1, (s->ndone - 1) * sizeof(*s->done));
+        s->ndone--;
+    }
+    if (s->ndone == s->done_cap) {
+        size_t cap = s->done_cap ? s->done_cap * 2 : 16;
+        struct done_stream *nd = realloc(s->done, cap * sizeof(*nd));
+        if (!nd) {
+            sse_ring_forget(&s->ring, no); /* no memory to wait: forget now */
+            return;
+        }
+        s->done = nd;
+        s->done_cap = cap;
+    }
+    s->done[s->ndone++] = (struct done_stream){no, now};
+}
+
+/* Forget the delivered streams whose grace period is over (session lock held). */
+static void done_expire_locked(struct hsession *s, int64_t now)
+{
+    size_t k = 0;
+    while (k < s->ndone && now - s->done[k].at_ms >= HTTP_REPLAY_GRACE_MS)
+        sse_ring_forget(&s->ring, s->done[k++].no);
+    if (k) {
+        memmove(s->done, s->done + k, (s->ndone - k) * sizeof(*s->done));
+        s->ndone -= k;
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1473,6 +1523,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct hsession *s = r->sess;
     if (s) {
         pthread_mutex_lock(&s->lock);
+        /* A stream whose final response went out whole on this connection is complete:
+         * its events are dropped from the replay ring after a grace period (tick) instead
+         * of staying there until http.sse_replay_events newer ones push them out -- with a
+         * thousand busy sessions that grew the server by megabytes a minute (bench/load). */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->done_stream)
+            done_push_locked(s, r->done_stream, ab_mono_ms());
         if (r->stream && r->stream->conn == r)
             r->stream->conn = NULL;
         r->stream = NULL;
@@ -1511,7 +1567,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
  * Housekeeping and lifecycle
  * ---------------------------------------------------------------------------------------- */
 
-/* Once a second: keep-alive comments on idle SSE streams, and idle-session expiry. */
+/* Once a second: keep-alive comments on idle SSE streams, delivered streams leaving the
+ * replay ring, and idle-session expiry. */
 static void tick(struct hserver *hs)
 {
     size_t n = 0;
@@ -1522,6 +1579,7 @@ static void tick(struct hserver *hs)
     for (size_t i = 0; i < n; i++) {
         struct hsession *s = v[i];
         pthread_mutex_lock(&s->lock);
+        done_expire_locked(s, now);
         for (struct hreq *r = s->reqs; r; r = r->next) {
             if (!r->is_sse || r->eof || r->out.len > r->out_off ||
                 now - r->last_write_ms < hs->keepalive_ms)

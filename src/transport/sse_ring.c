@@ -121,3 +121,26 @@ bool sse_ring_may_have_lost(const struct sse_ring *r, uint64_t after_seq)
 {
     return r->evicted_seq > after_seq;
 }
+
+size_t sse_ring_forget(struct sse_ring *r, uint64_t stream)
+{
+    /* Compact in place, oldest first: slot w never runs ahead of slot i. */
+    size_t w = 0, dropped = 0;
+    for (size_t i = 0; i < r->count; i++) {
+        struct sse_event *e = at(r, i);
+        if (e->stream == stream) {
+            r->bytes -= e->len;
+            free(e->data);
+            e->data = NULL;
+            dropped++;
+            continue;
+        }
+        if (w != i) {
+            *at(r, w) = *e;
+            e->data = NULL;
+        }
+        w++;
+    }
+    r->count = w;
+    return dropped;
+}

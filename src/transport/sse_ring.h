@@ -57,6 +57,11 @@ typedef void (*sse_ring_visit_cb)(void *arg, const struct sse_event *ev);
 size_t sse_ring_replay(const struct sse_ring *r, uint64_t stream, uint64_t after_seq,
                        sse_ring_visit_cb cb, void *arg);
 
+/* Drop every event of `stream`: its final message has been delivered, so nobody will ask
+ * for them again. This does not count as an eviction (a resumption of another stream is
+ * not affected). Returns how many were dropped. */
+size_t sse_ring_forget(struct sse_ring *r, uint64_t stream);
+
 /* true when events with seq > after_seq may have been evicted (of any stream): a replay
  * from after_seq may then have gaps. */
 bool sse_ring_may_have_lost(const struct sse_ring *r, uint64_t after_seq);

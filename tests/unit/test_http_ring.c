@@ -99,6 +99,35 @@ static void t_data_is_copied_and_wraps(void)
     T_EQ_INT(r.count, 0);
 }
 
+/* A delivered stream is dropped whole, in a wrapped ring, without counting as an eviction;
+ * the other streams keep their order and can still be replayed. */
+static void t_forget_stream(void)
+{
+    struct sse_ring r;
+    sse_ring_init(&r, 6, 1 << 20);
+    for (uint64_t seq = 1; seq <= 8; seq++) /* wraps: 1 and 2 are evicted */
+        T_OK(sse_ring_push(&r, seq % 2 ? 7 : 8, seq, "xy", 2));
+    T_EQ_INT(r.count, 6);
+    T_EQ_INT(sse_ring_forget(&r, 7), 3);
+    T_EQ_INT(r.count, 3);
+    T_EQ_INT(r.bytes, 6);
+    struct seen s;
+    T_EQ_INT(replay(&r, 7, 0, &s), 0);
+    T_EQ_INT(replay(&r, 8, 0, &s), 3);
+    T_EQ_INT(s.seq[0], 4);
+    T_EQ_INT(s.seq[1], 6);
+    T_EQ_INT(s.seq[2], 8);
+    T_ASSERT(!sse_ring_may_have_lost(&r, 2)); /* only the real evictions (1, 2) count */
+    T_ASSERT(sse_ring_may_have_lost(&r, 1));
+    T_EQ_INT(sse_ring_forget(&r, 7), 0);
+    for (uint64_t seq = 9; seq <= 12; seq++) /* the freed slots are reused */
+        T_OK(sse_ring_push(&r, 9, seq, "z", 1));
+    T_EQ_INT(r.count, 6);
+    T_EQ_INT(replay(&r, 8, 0, &s), 2); /* 4 was evicted to make room */
+    T_EQ_INT(replay(&r, 9, 0, &s), 4);
+    sse_ring_cleanup(&r);
+}
+
 static void t_disabled(void)
 {
     struct sse_ring r;
@@ -114,6 +143,7 @@ static const struct t_case cases[] = {
     T_CASE(t_event_bound_evicts_oldest),
     T_CASE(t_byte_bound_and_oversize),
     T_CASE(t_data_is_copied_and_wraps),
+    T_CASE(t_forget_stream),
     T_CASE(t_disabled),
     {0},
 };
