@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test: 1,000 concurrent HTTP sessions over 50 conversation threads making mixed tool
-# calls for 3 minutes (bench/load/load.mjs); loopback only, bounded in time. Fails on any
+# calls for 4 minutes (bench/load/load.mjs); loopback only, bounded in time. Fails on any
 # failed call or when the server's RSS grows after warm-up. Builds the release tree in $BUILD
 # (default build/).
 #   bench/load/run.sh [--sessions N] [--threads T] [--duration S] [--think-ms M] [--json FILE]
