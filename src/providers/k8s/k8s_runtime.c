@@ -800,8 +800,8 @@ static ab_status compat_execute(struct k8s_provider *p, struct sbx_handle *h, co
     json_decref(body);
     if (!js)
         return ab_err_set(err, AB_NOMEM, "out of memory");
+    /* never idempotent: a command must not run twice */
     struct rt_req q = {.method = "POST", .path = "/execute", .json = js, .timeout_s = timeout_s,
-                       .idempotent = false /* never run a command twice */,
                        .max_body = max_body, .cancel = cancel};
     struct rt_resp r;
     ab_status rc = rt_request(p, h, &q, &r, err);
