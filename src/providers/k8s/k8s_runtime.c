@@ -843,8 +843,8 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
      * the command into a group of its own, whose id is the pid of the subshell that execs it
      * (its child's $PPID: sh has no way to name a subshell's own pid). */
     char *qpid = pidfile ? k8s_shquote(pidfile) : NULL;
-    if (qpid)
-        buf_printf(&s, "echo $$ > %s; ", qpid);
+    if (qpid) /* a read-only /tmp only costs the cancellation, never the command */
+        buf_printf(&s, "{ echo $$ > %s; } 2>/dev/null; ", qpid);
     char *cwd = req->cwd ? to_real(p, h, req->cwd) : ab_strdup(h->base_real);
     char *qcwd = k8s_shquote(cwd ? cwd : "/");
     buf_printf(&s, "cd %s || exit 1; ", qcwd);
@@ -886,7 +886,7 @@ static char *compat_script(struct k8s_provider *p, struct sbx_handle *h,
      * background process keeping them open would hold the substitution open. */
     buf_append_str(&s, "( ");
     if (qpid && req->timeout_ms > 0)
-        buf_printf(&s, "sh -c 'echo $PPID' >> %s; ", qpid);
+        buf_printf(&s, "{ sh -c 'echo $PPID' >> %s; } 2>/dev/null; ", qpid);
     buf_append_str(&s, "exec ");
     if (req->timeout_ms > 0)
         buf_printf(&s, "timeout -k 2 %.3f ", (double)req->timeout_ms / 1000.0);
