@@ -40,17 +40,20 @@ js-deps:
 	@scripts/js-deps.sh
 
 # The full suite: first under ASan+UBSan (tests labelled noasan, e.g. timing-heavy load
-# runs, are skipped there), then on the release build, then each fuzz target briefly (its
-# seed corpus, then AGENTBOX_FUZZ_SECONDS, default 30 s); the last lines printed are ctest's
-# summary of the fuzz run. A failure in any run fails `make test`.
+# runs, are skipped there), then each fuzz target briefly (its seed corpus, then
+# AGENTBOX_FUZZ_SECONDS, default 30 s), then everything on the release build; the last lines
+# printed are ctest's summary of the release run. A failure in any run fails `make test`.
 test: test-deps build build-asan fuzz-build js-deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -LE noasan ; asan_rc=$$?; \
-	  ctest --test-dir $(BUILD) --output-on-failure ; rc=$$?; \
+	  if [ $$asan_rc -ne 0 ]; then echo "make test: the ASan+UBSan run FAILED (see above)"; fi; \
 	  ctest --test-dir $(FUZZ_BUILD) --output-on-failure -L '^fuzz$$' ; fuzz_rc=$$?; \
-	  if [ $$asan_rc -ne 0 ]; then echo "make test: the ASan+UBSan run failed (see above)"; exit 1; fi; \
-	  if [ $$rc -ne 0 ]; then echo "make test: the release run failed (see above)"; exit 1; fi; \
-	  if [ $$fuzz_rc -ne 0 ]; then echo "make test: a fuzz target failed (see above)"; exit 1; fi
+	  if [ $$fuzz_rc -ne 0 ]; then echo "make test: a fuzz target FAILED (see above)"; fi; \
+	  echo "make test: the release run (the full suite) follows; its summary is the last output"; \
+	  ctest --test-dir $(BUILD) --output-on-failure ; rc=$$?; \
+	  if [ $$asan_rc -ne 0 ] || [ $$fuzz_rc -ne 0 ]; then \
+	    echo "make test: FAILED: asan=$$asan_rc fuzz=$$fuzz_rc release=$$rc (details above)"; exit 1; fi; \
+	  exit $$rc
 
 test-fast: build js-deps
 	ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
