@@ -37,7 +37,13 @@ let stopping = false;
 async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
-  const t = setTimeout(() => process.exit(code), 5000);
+  // Past 5 s (a pod still starting, a client holding a connection open) exit anyway: the
+  // runtimes are killed by runtime.mjs's exit handler; remove the cluster's directories
+  // first, which cluster.stop() would have done.
+  const t = setTimeout(() => {
+    for (const d of [cluster.info.dir, cluster.controller.dir]) fs.rmSync(d, { recursive: true, force: true });
+    process.exit(code);
+  }, 5000);
   try { await cluster.stop(); } catch (e) { console.error(e); }
   clearTimeout(t);
   process.exit(code);
