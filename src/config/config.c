@@ -184,7 +184,8 @@ static const struct cfg_key keys[] = {
     {"quotas.max_concurrent_calls", T_INT, OFF(quotas.max_concurrent_calls), "0", NULL,
      "tool calls running at once per principal; 0 = unlimited"},
     {"quotas.max_request_bytes", T_SIZE, OFF(quotas.max_request_bytes), "0", NULL,
-     "largest request a principal may send; 0 = only the transport limits apply"},
+     "largest HTTP request body a principal may send (413 naming the quota beyond it); 0 = "
+     "only http.max_body_bytes applies"},
     {"k8s.kubeconfig", T_STR, OFF(k8s.kubeconfig), "", NULL,
      "kubeconfig path; empty = $KUBECONFIG, ~/.kube/config, then the in-cluster account"},
     {"k8s.context", T_STR, OFF(k8s.context), "", NULL, "kubeconfig context; empty = current"},
