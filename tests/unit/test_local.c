@@ -45,11 +45,27 @@ static void fx_set(struct fx *f, const char *key, const char *val)
         T_FAIL("cfg_set %s: %s", key, err.msg);
 }
 
+/* A failed assertion exits the case's process: still stop its sandboxes (their cgroups)
+ * and remove its state directory. */
+static struct fx *g_live;
+
+static void cleanup_at_exit(void)
+{
+    if (!g_live)
+        return;
+    if (g_live->p)
+        g_live->p->ops->free(g_live->p);
+    lcl__rm_tree(g_live->dir, NULL);
+}
+
 static void fx_config(struct fx *f)
 {
     struct ab_err err;
     ab_err_clear(&err);
     memset(f, 0, sizeof(*f));
+    if (!g_live)
+        atexit(cleanup_at_exit);
+    g_live = f;
     T_OK(cfg_init_defaults(&f->cfg, &err));
     snprintf(f->dir, sizeof(f->dir), "/tmp/ab-test-local-XXXXXX");
     T_ASSERT(mkdtemp(f->dir) != NULL);
@@ -88,6 +104,7 @@ static void fx_stop(struct fx *f)
 static void fx_done(struct fx *f)
 {
     fx_stop(f);
+    g_live = NULL;
     T_OK(lcl__rm_tree(f->dir, NULL));
     cfg_cleanup(&f->cfg);
 }
@@ -970,6 +987,29 @@ static void t_limits_reported(void)
     fx_done(&f);
 }
 
+/* The cgroup directory the provider keeps its sandboxes' cgroups in is removed behind its
+ * back (a cleanup script): the next sandbox makes it again and still gets its limits. */
+static void t_cgroup_base_removed(void)
+{
+    struct fx f;
+    fx_init(&f);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "id=$(ls %s/servers) && find /sys/fs/cgroup -maxdepth 6 -type d "
+             "-name agentbox-$id | grep -q . && find /sys/fs/cgroup -maxdepth 6 -type d "
+             "-name agentbox-$id -exec rmdir {} + && ! find /sys/fs/cgroup -maxdepth 6 -type d "
+             "-name agentbox-$id | grep -q .",
+             f.dir);
+    if (system(cmd) != 0)
+        T_FAIL("could not find and remove the provider's cgroup directories");
+    struct sbx_handle *h = mk(&f, "ab-cgback");
+    json_t *st = status_of(&f, h);
+    T_EQ_INT(json_integer_value(json_object_get(json_object_get(st, "limits"), "pids")), 128);
+    json_decref(st);
+    destroy(&f, h);
+    fx_done(&f);
+}
+
 /* A fork bomb fills its own sandbox's process limit; another sandbox and the server are
  * unaffected, and destroy ends it. */
 static void fork_bomb(void)
@@ -1488,6 +1528,7 @@ static const struct t_case cases[] = {
     T_CASE(t_files),
     T_CASE(t_walk_and_search),
     T_CASE(t_limits_reported),
+    T_CASE(t_cgroup_base_removed),
     T_CASE(fork_bomb_plain),
     T_CASE(fork_bomb_userns),
     T_CASE(memory_bomb_plain),

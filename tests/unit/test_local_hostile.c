@@ -215,11 +215,26 @@ struct fx {
     struct sbx_provider *p;
 };
 
+/* A failed assertion exits the case's process: still stop what it started. */
+static struct fx *g_live;
+
+static void cleanup_at_exit(void)
+{
+    if (!g_live)
+        return;
+    if (g_live->p)
+        g_live->p->ops->free(g_live->p);
+    lcl__rm_tree(g_live->dir, NULL);
+}
+
 static void fx_init(struct fx *f)
 {
     struct ab_err err;
     ab_err_clear(&err);
     memset(f, 0, sizeof(*f));
+    if (!g_live)
+        atexit(cleanup_at_exit);
+    g_live = f;
     T_OK(cfg_init_defaults(&f->cfg, &err));
     snprintf(f->dir, sizeof(f->dir), "/tmp/ab-test-hostile-XXXXXX");
     T_ASSERT(mkdtemp(f->dir) != NULL);
@@ -233,6 +248,7 @@ static void fx_init(struct fx *f)
 static void fx_done(struct fx *f)
 {
     f->p->ops->free(f->p);
+    g_live = NULL;
     T_OK(lcl__rm_tree(f->dir, NULL));
     cfg_cleanup(&f->cfg);
 }

@@ -265,6 +265,7 @@ static void detect_v2(struct lcl_cg_env *env, const char *tag)
         note_add(env, "cannot enable %s in %s: %s", want, base, strerror(-r));
         goto out;
     }
+    snprintf(env->v2_controllers, sizeof(env->v2_controllers), "%s", want);
     env->base[0] = base;
     base = NULL;
     env->mode = LCL_CG_V2;
@@ -340,13 +341,25 @@ ab_status lcl__cg_create(const struct lcl_cg_env *env, const char *id,
         if (!env->base[c])
             continue;
         char *dir = ab_asprintf("%s/%s", env->base[c], id);
-        if (!dir)
+        if (!dir) {
+            lcl__cg_destroy(env, cg);
             return AB_NOMEM;
-        if (mkdir(dir, 0755) < 0) {
-            r = -errno;
-            what = dir;
+        }
+        int mr = mkdir(dir, 0755);
+        if (mr < 0 && errno == ENOENT) {
+            /* Our base was removed under us (an administrator, a cleanup script): make it
+             * again rather than run every later sandbox without limits. */
+            if ((mkdir(env->base[c], 0755) == 0 || errno == EEXIST) &&
+                (env->mode != LCL_CG_V2 ||
+                 write_str(env->base[c], "cgroup.subtree_control", env->v2_controllers) == 0))
+                mr = mkdir(dir, 0755);
+        }
+        if (mr < 0) {
+            int e = errno;
+            lcl__cg_destroy(env, cg);
+            ab_status rc = ab_err_sys(err, AB_IO, e, "cannot create the sandbox cgroup %s", dir);
             free(dir);
-            break;
+            return rc;
         }
         cg->dir[c] = dir;
     }

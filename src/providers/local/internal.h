@@ -227,6 +227,7 @@ enum lcl_cg_ctrl { LCL_CG_MEMORY = 0, LCL_CG_PIDS, LCL_CG_CPU, LCL_CG_NCTRL };
 struct lcl_cg_env {
     enum lcl_cg_mode mode;
     char *base[LCL_CG_NCTRL]; /* v1: per-controller parent dir; v2: base[0] only */
+    char v2_controllers[64];  /* v2: what base's cgroup.subtree_control enables */
     char note[512];           /* what is missing and why, for status and the startup log */
 };
 
