@@ -8,8 +8,8 @@
  *
  * Streaming: when the request carries a progressToken, output is forwarded as
  * notifications/progress while the command runs (progress = bytes so far, message = the
- * chunk as text). Past the output cap only a byte count is reported, at most once per MiB,
- * so a flood cannot turn into a flood of notifications. Cancellation
+ * chunk as text). Past the output cap no text is sent, only a sign of life at most once a
+ * second (or per MiB seen), so a flood cannot turn into a flood of notifications. Cancellation
  * (notifications/cancelled) fires the call's cancel token, which the provider turns into a
  * kill of the command's process group.
  */
@@ -29,6 +29,7 @@ struct stream_state {
     uint64_t streamed;    /* bytes sent as progress messages */
     uint64_t cap;         /* stop sending text beyond this */
     uint64_t next_report; /* past the cap: next byte count to report */
+    int64_t last_report_ms; /* past the cap: when the last count was reported */
     struct buf carry;     /* an incomplete UTF-8 sequence held for the next chunk */
 };
 
@@ -37,11 +38,18 @@ static void stream_output(void *arg, const char *data, size_t len)
     struct stream_state *st = arg;
     st->total += len;
     if (st->streamed >= st->cap) {
-        if (st->total >= st->next_report) {
-            char msg[96];
-            snprintf(msg, sizeof(msg), "[output limit reached; %llu bytes so far]",
-                     (unsigned long long)st->total);
-            mcp_call_progress(st->call, (double)st->total, 0, msg);
+        /* Past the cap the provider may drop most of the output itself (the local helper
+         * forwards only a sign of life every 250 ms), so bytes alone would rarely reach
+         * the next MiB: report at least once a second while output keeps coming, so a
+         * client's request timeout (reset on progress) does not fire on a long, chatty
+         * command (found by tests/security/test_flood). */
+        int64_t now = ab_mono_ms();
+        if (st->total >= st->next_report || now - st->last_report_ms >= 1000) {
+            st->last_report_ms = now;
+            /* (No byte count in the text: what was dropped before reaching us is unknown.) */
+            mcp_call_progress(st->call, (double)st->total, 0,
+                              "[output limit reached; the command is still writing output, "
+                              "which is dropped]");
             st->next_report = st->total + (1u << 20);
         }
         return;
