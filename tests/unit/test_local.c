@@ -642,11 +642,9 @@ static void t_exec_cancel(void)
     fx_done(&f);
 }
 
-/* Host processes whose command line is exactly argv0 arg1. */
-static int count_host_procs(const char *argv0, const char *arg1)
+/* Host processes in the PID namespace named by ns (a readlink of /proc/PID/ns/pid). */
+static int count_ns_procs(const char *ns)
 {
-    char want[128];
-    size_t wl = (size_t)snprintf(want, sizeof(want), "%s%c%s", argv0, 0, arg1) + 1;
     DIR *d = opendir("/proc");
     T_ASSERT(d != NULL);
     int n = 0;
@@ -654,15 +652,13 @@ static int count_host_procs(const char *argv0, const char *arg1)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] < '0' || de->d_name[0] > '9')
             continue;
-        char path[64], buf[256];
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        char path[64], link[128];
+        snprintf(path, sizeof(path), "/proc/%s/ns/pid", de->d_name);
+        ssize_t r = readlink(path, link, sizeof(link) - 1);
+        if (r <= 0)
             continue;
-        ssize_t r = read(fd, buf, sizeof(buf));
-        close(fd);
-        if (r == (ssize_t)wl && memcmp(buf, want, wl) == 0)
-            n++;
+        link[r] = '\0';
+        n += strcmp(link, ns) == 0;
     }
     closedir(d);
     return n;
@@ -690,10 +686,16 @@ static void t_exec_background(void)
     pid_t helper = (pid_t)json_integer_value(json_object_get(st, "pid"));
     json_decref(st);
     T_ASSERT(helper > 0 && kill(helper, 0) == 0);
+    char path[64], ns[128];
+    snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)helper);
+    ssize_t nl = readlink(path, ns, sizeof(ns) - 1);
+    T_ASSERT(nl > 0);
+    ns[nl] = '\0';
+    T_ASSERT(count_ns_procs(ns) >= 3); /* the helper, sleep, the spam loop */
     destroy(&f, h);
     T_ASSERT(kill(helper, 0) < 0);
     /* No process of the sandbox survives on the host. */
-    T_EQ_INT(count_host_procs("sleep", "987654"), 0);
+    T_EQ_INT(count_ns_procs(ns), 0);
     fx_done(&f);
 }
 
