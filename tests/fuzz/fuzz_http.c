@@ -120,8 +120,18 @@ static int connect_loopback(void)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
-               strerror(errno));
+    /* libFuzzer's SIGALRM (its -timeout watchdog) interrupts system calls: a connect that
+     * returns EINTR goes on in the background, so wait for it (connect(2), EINTR). */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        FUZZ_CHECK(errno == EINTR, "connect: %s", strerror(errno));
+        struct pollfd p = {fd, POLLOUT, 0};
+        while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+            ;
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        FUZZ_CHECK(soerr == 0, "connect: %s", strerror(soerr));
+    }
     return fd;
 }
 
@@ -180,6 +190,8 @@ static void exchange(const char *req, size_t len, struct response *r)
     size_t off = 0;
     while (off < len) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break; /* the server may close early on a bad request: fine */
         off += (size_t)w;
@@ -196,9 +208,13 @@ static void exchange(const char *req, size_t len, struct response *r)
             break;
         struct pollfd pfd = {fd, POLLIN, 0};
         int pr = poll(&pfd, 1, (int)AB_MIN(left, quiet_ms));
+        if (pr < 0 && errno == EINTR)
+            continue;
         if (pr == 0)
             break; /* quiet: an SSE stream that has said what it had, or nothing to come */
         ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         if (buf_append_upto(&r->raw, chunk, (size_t)n) < (size_t)n)
