@@ -97,8 +97,8 @@ struct mcp_call {
     double last_progress;
     bool sent_progress;
     bool no_response; /* cancelled by the client or the session closed: send nothing */
-    char *thread_key;
-    const char *thread_source;
+    char *meta_thread;   /* params._meta["agentbox/thread_id"], or NULL */
+    char *header_thread; /* the Agentbox-Thread-Id header, or NULL */
     int64_t start_us;
     json_t *notes;         /* mcp_call_annotate */
     bool counted;          /* holds a slot in the principal's concurrency count */
@@ -747,7 +747,8 @@ static void call_free(struct mcp_call *c)
     json_decref(c->progress_token);
     mcp_stream_unref(c->stream);
     ab_cancel_cleanup(&c->cancel);
-    free(c->thread_key);
+    free(c->meta_thread);
+    free(c->header_thread);
     mcp_session_unref(c->sess);
     free(c);
 }
@@ -933,16 +934,10 @@ static void handle_tools_call(struct mcp_session *s, const json_t *id, json_t *p
         c->progress_token = json_deep_copy(tok);
     c->last_progress = -1e300;
     const json_t *tk = json_is_object(m) ? json_object_get(m, "agentbox/thread_id") : NULL;
-    if (json_is_string(tk) && json_string_length(tk) > 0) {
-        c->thread_key = ab_strndup(json_string_value(tk), json_string_length(tk));
-        c->thread_source = "meta";
-    } else if (meta && meta->thread_header && *meta->thread_header) {
-        c->thread_key = ab_strdup(meta->thread_header);
-        c->thread_source = "header";
-    } else {
-        c->thread_key = ab_strdup(s->default_key);
-        c->thread_source = "session";
-    }
+    if (json_is_string(tk) && json_string_length(tk) > 0)
+        c->meta_thread = ab_strndup(json_string_value(tk), json_string_length(tk));
+    if (meta && meta->thread_header && *meta->thread_header)
+        c->header_thread = ab_strdup(meta->thread_header);
 
     pthread_mutex_lock(&s->lock);
     if (s->closed) {
@@ -1064,14 +1059,12 @@ const json_t *mcp_call_meta(const struct mcp_call *call)
     return json_is_object(m) ? m : NULL;
 }
 
-const char *mcp_call_thread_key(const struct mcp_call *call)
+void mcp_call_key_inputs(const struct mcp_call *call, const char **meta_thread_id,
+                         const char **header_thread_id, const char **session_key)
 {
-    return call->thread_key ? call->thread_key : "";
-}
-
-const char *mcp_call_thread_source(const struct mcp_call *call)
-{
-    return call->thread_source;
+    *meta_thread_id = call->meta_thread;
+    *header_thread_id = call->header_thread;
+    *session_key = call->sess->default_key;
 }
 
 struct ab_cancel *mcp_call_cancel(struct mcp_call *call)

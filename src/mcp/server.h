@@ -218,12 +218,11 @@ const char *mcp_call_tool(const struct mcp_call *call);
 const char *mcp_call_principal(const struct mcp_call *call);
 /* params._meta of the request (borrowed) or NULL. */
 const json_t *mcp_call_meta(const struct mcp_call *call);
-/* The thread key by design.md rules 2-4: _meta "agentbox/thread_id", else the
- * Agentbox-Thread-Id header, else the session's default key. Never NULL. (Rule 1, the
- * sandbox_id argument, is the tool's business.) */
-const char *mcp_call_thread_key(const struct mcp_call *call);
-/* Which rule produced the thread key: "meta", "header" or "session". */
-const char *mcp_call_thread_source(const struct mcp_call *call);
+/* What the request carries for design.md's thread-key rules 2-4 (rule 1, the sandbox_id
+ * argument, is in the tool's arguments); each may be NULL. The order is applied in one
+ * place, sbx_resolve_key() in core/registry.h. Borrowed, valid for the call. */
+void mcp_call_key_inputs(const struct mcp_call *call, const char **meta_thread_id,
+                         const char **header_thread_id, const char **session_key);
 /* Fired on notifications/cancelled for this request, session close, or shutdown. */
 struct ab_cancel *mcp_call_cancel(struct mcp_call *call);
 bool mcp_call_cancelled(const struct mcp_call *call);

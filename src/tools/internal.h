@@ -10,6 +10,9 @@
 #include "mcp/server.h"
 #include "tools/tools.h"
 
+/* The key inputs of a call (design.md rules 1-4), for sbx_resolve_key(). */
+void tools__key_inputs(struct mcp_call *call, const json_t *args, struct sbx_key_inputs *in);
+
 /* Resolve and acquire the call's sandbox: the "sandbox_id" argument when present (must
  * exist and belong to the caller), else the thread's sandbox (created on first use).
  * On failure returns NULL and sets *error_result (new) to the tool error to return. */

@@ -237,8 +237,13 @@ static json_t *tool_delete(struct mcp_call *call, const json_t *args, void *arg)
     struct ab_err err;
     ab_err_clear(&err);
     const char *principal = mcp_call_principal(call);
-    const char *sid = json_string_value(json_object_get(args, "sandbox_id"));
-    char *name = sid ? ab_strdup(sid) : sbx_name_for(principal, mcp_call_thread_key(call));
+    struct sbx_key_inputs in;
+    tools__key_inputs(call, args, &in);
+    const char *key = NULL;
+    /* Without sandbox_id: the thread's sandbox, by its deterministic name (never created). */
+    enum sbx_key_source src = sbx_resolve_key(&in, &key);
+    const char *sid = src == SBX_KEY_SANDBOX_ID ? key : NULL;
+    char *name = sid ? ab_strdup(sid) : sbx_name_for(principal, key ? key : "");
     ab_status rc = sbx_registry_delete(ctx->registry, principal, name, &err);
     json_t *out;
     if (rc == AB_NOTFOUND) {

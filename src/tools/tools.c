@@ -150,37 +150,43 @@ json_t *tools__error(const char *fmt, ...)
     return mcp_text_result(text, (size_t)-1, true);
 }
 
+void tools__key_inputs(struct mcp_call *call, const json_t *args, struct sbx_key_inputs *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->sandbox_id = json_string_value(json_object_get(args, "sandbox_id"));
+    mcp_call_key_inputs(call, &in->meta_thread_id, &in->header_thread_id, &in->session_id);
+}
+
 struct sbx_ref *tools__acquire(struct tools_ctx *ctx, struct mcp_call *call, const json_t *args,
                                json_t **error_result)
 {
-    const char *principal = mcp_call_principal(call);
     struct sbx_ref *ref = NULL;
     struct ab_err err;
     ab_err_clear(&err);
-    const json_t *sid = json_object_get(args, "sandbox_id");
-    ab_status rc;
-    mcp_call_annotate(call, "thread", json_is_string(sid) ? NULL : mcp_call_thread_key(call));
-    if (json_is_string(sid)) {
-        /* Rule 1: an explicit handle. Never created implicitly: a typo must not silently
-         * start an empty sandbox. */
-        rc = sbx_registry_acquire_by_name(ctx->registry, principal, json_string_value(sid), &ref,
-                                          &err);
-        if (rc == AB_NOTFOUND) {
-            *error_result = tools__error(
-                "Error: sandbox '%s' not found. Use sandbox_list to see your sandboxes, or omit "
-                "sandbox_id to use this conversation's own sandbox.",
-                json_string_value(sid));
-            return NULL;
-        }
-    } else {
-        rc = sbx_registry_acquire(ctx->registry, principal, mcp_call_thread_key(call), NULL, &ref,
-                                  &err);
+    struct sbx_key_inputs in;
+    tools__key_inputs(call, args, &in);
+    enum sbx_key_source src = SBX_KEY_NONE;
+    /* Rule 1, an explicit sandbox_id, is looked up and never created: a typo must not
+     * silently start an empty sandbox. Rules 2-4 get-or-create the thread's sandbox. */
+    ab_status rc = sbx_registry_acquire_for_call(ctx->registry, mcp_call_principal(call), &in,
+                                                 NULL, &ref, &src, &err);
+    if (src != SBX_KEY_SANDBOX_ID) {
+        const char *key = NULL;
+        sbx_resolve_key(&(struct sbx_key_inputs){NULL, in.meta_thread_id, in.header_thread_id,
+                                                 in.session_id},
+                        &key);
+        mcp_call_annotate(call, "thread", key);
+    }
+    if (rc == AB_NOTFOUND && src == SBX_KEY_SANDBOX_ID) {
+        *error_result = tools__error(
+            "Error: sandbox '%s' not found. Use sandbox_list to see your sandboxes, or omit "
+            "sandbox_id to use this conversation's own sandbox.",
+            in.sandbox_id);
+        return NULL;
     }
     if (rc) {
-        AB_LOG_WARN("tools.acquire_failed", "tool=%s status=%s error=\"%s\"", mcp_call_tool(call),
-                    ab_status_name(rc), err.msg);
-        if (rc == AB_LIMIT)
-            mcp_call_annotate(call, "decision", "quota"); /* audit: a quota refused it */
+        AB_LOG_WARN("tools.acquire_failed", "tool=%s key=%s status=%s error=\"%s\"",
+                    mcp_call_tool(call), sbx_key_source_name(src), ab_status_name(rc), err.msg);
         if (rc == AB_LIMIT || rc == AB_DENIED)
             *error_result = tools__error("Error: %s", err.msg);
         else
