@@ -10,11 +10,15 @@ want=(pkg-config cmake make gcc libjansson-dev libmicrohttpd-dev libcurl4-openss
 if [ "${1:-}" = test ]; then
   # python3: execute_python inside sandboxes; bubblewrap: the benchmark baseline;
   # clang + libclang-rt: libFuzzer targets; valgrind: memcheck of the e2e smoke test;
-  # iproute2: network isolation checks; nodejs/npm come with the machine (see README);
+  # iproute2: network isolation checks;
   # python3-prometheus-client: the Prometheus text-format parser that checks /metrics;
   # groff-base: renders the man page in its test.
   want+=(python3 bubblewrap clang libclang-rt-14-dev valgrind iproute2 procps
          python3-prometheus-client groff-base)
+  # The JavaScript test clients install with npm. A machine without npm gets Debian's nodejs
+  # and npm (Node 18): enough for npm, and scripts/js-deps.sh adds Node 22 from the npm
+  # registry, which then runs the tests (tests/CMakeLists.txt).
+  command -v npm >/dev/null || want+=(nodejs npm)
 fi
 
 missing=()
