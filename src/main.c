@@ -380,7 +380,7 @@ static int app_init(struct app *app, struct config *cfg)
         rc = sbx_k8s_new(cfg, &app->provider, &err);
     if (rc) {
         /* Never serve tools without a working sandbox: say why and how to fix it. */
-        AB_LOG_ERROR("provider.unavailable", "provider=%s error=\"%s\"", kind, err.msg);
+        AB_LOG_ERROR("provider.unavailable", "provider=%s", kind);
         fprintf(stderr, "agentbox: the %s sandbox provider cannot start: %s\n", kind, err.msg);
         return 1;
     }

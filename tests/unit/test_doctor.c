@@ -164,10 +164,9 @@ static void t_userns_always_and_busy_state(void)
     rmdir(lock);
 }
 
-/* Namespaces denied by a seccomp filter on the server (Docker's default profile does this):
- * every namespace check fails with the cause and the remedy, the end-to-end check is
- * skipped, and the exit status is 1. */
-static void t_namespaces_denied(void)
+/* Deny namespaces to this test case's process and what it runs, as a container runtime's
+ * seccomp profile does (Docker's default one). */
+static void deny_namespaces(void)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     T_ASSERT(ctx != NULL);
@@ -178,8 +177,15 @@ static void t_namespaces_denied(void)
                               SCMP_A0(SCMP_CMP_MASKED_EQ, flags[i], flags[i])));
     T_OK(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 0));
     T_OK(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0));
-    T_OK(seccomp_load(ctx)); /* this test case's process and what it runs */
+    T_OK(seccomp_load(ctx));
     seccomp_release(ctx);
+}
+
+/* Namespaces denied by a seccomp filter on the server: every namespace check fails with the
+ * cause and the remedy, the end-to-end check is skipped, and the exit status is 1. */
+static void t_namespaces_denied(void)
+{
+    deny_namespaces();
     struct run r;
     doctor(&r, NULL);
     T_EQ_INT(r.code, 1);
@@ -195,6 +201,49 @@ static void t_namespaces_denied(void)
     line_of(&r, "skip", "sandbox");
     T_ASSERT(strstr(buf_cstr(&r.out), "the configured provider cannot work") != NULL);
     run_done(&r);
+}
+
+/* The server itself, under the same filter, refuses to start (stdio and HTTP alike): exit 1,
+ * one message on stderr naming the cause and the remedy, nothing on stdout (a stdio client
+ * must not read a half-started server as protocol), no command run unsandboxed. */
+static void t_serve_namespaces_denied(void)
+{
+    deny_namespaces();
+    const char *modes[][2] = {{"--stdio", NULL}, {"--http", "127.0.0.1:0"}};
+    for (size_t i = 0; i < AB_ARRAY_LEN(modes); i++) {
+        struct run r;
+        memset(&r, 0, sizeof(r));
+        buf_init(&r.out, 1 << 20);
+        buf_init(&r.err, 1 << 20);
+        snprintf(r.state, sizeof(r.state), "/tmp/ab-test-doctor-XXXXXX");
+        T_ASSERT(mkdtemp(r.state) != NULL);
+        char state_set[128];
+        snprintf(state_set, sizeof(state_set), "state_dir=%s", r.state);
+        char *argv[] = {(char *)tp_agentbox_bin(), "serve", (char *)modes[i][0],
+                        (char *)modes[i][1], NULL, NULL, NULL};
+        int n = modes[i][1] ? 4 : 3;
+        argv[n++] = "--set";
+        argv[n++] = state_set;
+        static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+                                   "\"params\":{\"protocolVersion\":\"2025-11-25\","
+                                   "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
+                                   "\"version\":\"1\"}}}\n";
+        r.code = tp_run(argv, init, sizeof(init) - 1, &r.out, &r.err, 60000);
+        printf("---- agentbox serve %s (exit %d)\nstdout: %s\nstderr: %s----\n", modes[i][0],
+               r.code, buf_cstr(&r.out), buf_cstr(&r.err));
+        T_EQ_INT(r.code, 1);
+        T_EQ_INT((int)r.out.len, 0);
+        const char *e = buf_cstr(&r.err);
+        const char *m = strstr(e, "agentbox: the local sandbox provider cannot start: ");
+        T_ASSERT(m != NULL);
+        T_ASSERT(strstr(m, "seccomp") != NULL);
+        T_ASSERT(strstr(m, "Remedy:") != NULL);
+        T_ASSERT(strstr(m, "unconfined") != NULL);
+        /* Said once (the log line only names the event), not twice. */
+        const char *first = strstr(e, "Remedy:");
+        T_ASSERT(first != NULL && strstr(first + 1, "Remedy:") == NULL);
+        run_done(&r);
+    }
 }
 
 /* A state directory that cannot be written is a failure with its fix. */
@@ -320,6 +369,7 @@ static const struct t_case cases[] = {
     T_CASE(t_host),
     T_CASE(t_userns_always_and_busy_state),
     T_CASE(t_namespaces_denied),
+    T_CASE(t_serve_namespaces_denied),
     T_CASE(t_state_dir_not_writable),
     T_CASE(t_k8s_ok),
     T_CASE(t_k8s_no_crds),
