@@ -405,6 +405,10 @@ static void fault_sigkill_server_any_point(void)
     fprintf(stderr, "fault_sigkill_server_any_point: %zu sandboxes outlived a kill during the "
                     "burst, %zu deletions finished before a kill\n",
             survived, deleting);
+    /* The kills did land among live sandboxes (the bursts always leave some); how many
+     * deletions finish before a kill depends on the machine's speed, so it is reported, not
+     * required: every round checks consistency whichever way its kill fell. */
+    T_ASSERT(survived > 0);
     rm_rf(dir);
 }
 
