@@ -17,6 +17,33 @@
 #include "base/util.h"
 #include "support/proc.h"
 
+/* Is line a message with id "alive" that has `key` ("method": the ping; "result": its
+ * answer)? */
+static bool is_alive(const char *line, const char *key)
+{
+    json_t *m = json_loads(line, 0, NULL);
+    bool yes = m && json_is_string(json_object_get(m, "id")) &&
+               strcmp(json_string_value(json_object_get(m, "id")), "alive") == 0 &&
+               json_object_get(m, key) != NULL;
+    json_decref(m);
+    return yes;
+}
+
+/* Is the last non-blank line of text the "alive" message with `key`? */
+static bool last_line_is_alive(const char *text, const char *key)
+{
+    size_t n = strlen(text);
+    while (n > 0 && strchr("\r\n \t", text[n - 1]))
+        n--;
+    size_t start = n;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    char *line = ab_strndup(text + start, n - start);
+    bool yes = is_alive(line, key);
+    free(line);
+    return yes;
+}
+
 static bool json_match(const json_t *want, const json_t *got, char *why, size_t cap)
 {
     if (json_is_string(want) && strcmp(json_string_value(want), "<any>") == 0)
@@ -87,6 +114,11 @@ static int run_case(const char *dir, const char *name)
     T_ASSERT(tp_read_file(path, &req) == 0);
     snprintf(path, sizeof(path), "%s/%s/expected.jsonl", dir, name);
     T_ASSERT(tp_read_file(path, &exp) == 0);
+    /* The promise above: the last request is the ping, the last expected line its answer. */
+    if (!last_line_is_alive(buf_cstr(&req), "method"))
+        T_FAIL("[%s] request.jsonl does not end with the ping {\"id\":\"alive\",...}", name);
+    if (!last_line_is_alive(buf_cstr(&exp), "result"))
+        T_FAIL("[%s] expected.jsonl does not end with the ping's answer", name);
     snprintf(path, sizeof(path), "%s/%s/args", dir, name);
     tp_read_file(path, &args);
 
@@ -117,13 +149,23 @@ static int run_case(const char *dir, const char *name)
         fprintf(stderr, "[%s] exit status %d\nstderr:\n%s\n", name, status, buf_cstr(&err));
         failed = 1;
     }
-    /* Compare line by line. */
+    /* Compare line by line. The ping's answer may come before the answers of tool calls that
+     * run on their own threads: it is matched last, wherever it is in the output. */
     char *olines = ab_strdup(buf_cstr(&out)), *elines = ab_strdup(buf_cstr(&exp));
     char *os = NULL, *es = NULL;
+    char *pong = NULL;
     char *o = strtok_r(olines, "\n", &os);
     char *e = strtok_r(elines, "\n", &es);
     int lineno = 1;
     for (; e || o; lineno++) {
+        if (o && !pong && is_alive(o, "result")) {
+            pong = o;
+            o = strtok_r(NULL, "\n", &os);
+        }
+        if (!o && pong && e && is_alive(e, "result")) {
+            o = pong; /* the last expected line meets the answer we set aside */
+            pong = NULL;
+        }
         if (!e || !o) {
             fprintf(stderr, "[%s] line %d: %s\n", name, lineno,
                     !e ? "unexpected extra output" : "missing output");
