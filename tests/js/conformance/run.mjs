@@ -111,6 +111,10 @@ export async function runConformance({ suite = 'active', out, log = (m) => conso
     const r = inspect(dir, expectedFailures(), log);
     problems = r.problems;
     scenarios = r.seen.size;
+    // Every scenario the suite announced left its checks (none crashed before writing them).
+    const planned = /Running \w+ suite \((\d+) scenarios\)/.exec(res.text);
+    if (!planned) problems.push('the conformance CLI did not say how many scenarios it would run');
+    else if (Number(planned[1]) !== scenarios) problems.push(`the suite announced ${planned[1]} scenarios, ${scenarios} left results`);
     if (res.code !== 0) problems.push(`the conformance CLI exited with ${res.code ?? res.signal}`);
   } finally {
     const e = await server.stop();
