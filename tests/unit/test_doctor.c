@@ -12,7 +12,9 @@
 #include <seccomp.h>
 #include <stdarg.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "base/util.h"
 #include "core/doctor.h"
@@ -127,6 +129,11 @@ static void t_host(void)
     for (size_t i = 0; i < AB_ARRAY_LEN(names); i++)
         line_of(&r, "ok  ", names[i]);
     T_ASSERT(strstr(line_of(&r, "ok  ", "sandbox"), "ran a command") != NULL);
+    /* The cgroup version it reports is the host's: cgroup2 mounted at /sys/fs/cgroup is v2. */
+    struct statfs sfs;
+    T_OK(statfs("/sys/fs/cgroup", &sfs));
+    const char *cg = line_of(&r, "ok  ", "cgroups");
+    T_ASSERT(strstr(cg, sfs.f_type == CGROUP2_SUPER_MAGIC ? " v2 " : " v1 ") != NULL);
     T_ASSERT(strstr(buf_cstr(&r.out), "0 failed") != NULL);
     /* The Kubernetes section is advisory here: no credentials is a warning, not a failure. */
     T_ASSERT(strstr(line_of(&r, "WARN", "kubeconfig"), "no Kubernetes credentials") != NULL);
