@@ -38,6 +38,18 @@ test(`make install DESTDIR=... PREFIX=${prefix}`, { timeout: 600000 }, () => {
     'schemas': path.join(root, 'share', 'agentbox', 'schemas', 'tools', 'execute.json'),
   };
   for (const [what, file] of Object.entries(want)) assert.ok(fs.existsSync(file), `${what}: ${file} is missing`);
+  // ... which is where README.md's install table says: each row's `PREFIX/...` exists and
+  // holds (or is) one of the files above.
+  const readme = fs.readFileSync(path.join(src, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('`make install` installs'));
+  const rows = [...table.matchAll(/^\| (.+?) \| `PREFIX\/([^`]+)`/gm)].map((m) => [m[1], m[2]]);
+  assert.equal(rows.length, 4, 'README.md: the install table has one row per installed kind');
+  for (const [what, rel] of rows) {
+    const where = rel.startsWith('etc/') ? path.join(etc, rel.slice(4)) : path.join(root, rel);
+    assert.ok(fs.existsSync(where), `README.md says ${what} go to PREFIX/${rel}: ${where} is missing`);
+    const found = Object.values(want).some((f) => f === where || f.startsWith(where.replace(/\/?$/, '/')));
+    assert.ok(found, `README.md's PREFIX/${rel} (${what}) holds none of the installed files`);
+  }
   for (const b of ['agentbox', 'agentbox-runtime']) {
     const mode = fs.statSync(path.join(root, 'bin', b)).mode;
     assert.ok(mode & 0o111, `${b} is not executable`);
