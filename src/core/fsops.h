@@ -19,6 +19,13 @@
  *     instead of the "File exists but has empty contents" reminder, which would be false;
  *   - invalid UTF-8 in text is shown as U+FFFD instead of failing the read.
  *
+ * Texts of the contract that cannot arise here, so no golden test has them: grep's
+ * "{error}\n\nPartial matches:\n..." (deepagents' grep helper failing halfway; our search
+ * runs in the sandbox's helper and has no such half-failure), and the middleware timeouts
+ * "Error: glob timed out after 10.0s. ..." / "Error: grep timed out after 35s. ..." (our
+ * walks stop within their own budgets, 5 s and 30 s, and say so with the contract's
+ * "search stopped early" notes, which the goldens do cover).
+ *
  * Threading: the functions are reentrant; env is only read.
  */
 #ifndef AB_CORE_FSOPS_H
