@@ -34,6 +34,7 @@ enum cfg_type {
     T_DOUBLE,
     T_STRLIST,
     T_TOKENS, /* list of {token, principal} */
+    T_SECRET, /* T_STR that is never printed (`agentbox config` shows <redacted>) */
 };
 
 struct cfg_key {
@@ -224,6 +225,13 @@ static const struct cfg_key keys[] = {
      "agentbox-runtime with its streaming extensions"},
     {"k8s.router_namespace", T_STR, OFF(k8s.router_namespace), "agent-sandbox-system", NULL,
      "namespace of svc/sandbox-router-svc that tunnel mode port-forwards to"},
+    {"k8s.router_token", T_SECRET, OFF(k8s.router_token), "", NULL,
+     "bearer token for the sandbox-router (its ROUTER_AUTH_TOKEN), sent on every runtime "
+     "request that goes through the router (direct, gateway and tunnel modes); never sent to "
+     "pod IPs or the API server. Prefer k8s.router_token_file"},
+    {"k8s.router_token_file", T_STR, OFF(k8s.router_token_file), "", NULL,
+     "file holding the sandbox-router's bearer token (e.g. a mounted Secret), re-read when it "
+     "changes; set this or k8s.router_token, not both"},
 };
 
 #define NKEYS AB_ARRAY_LEN(keys)
@@ -390,6 +398,7 @@ static ab_status set_from_text(struct config *cfg, const struct cfg_key *k, cons
         if (!enum_allows(k->extra, text))
             return ab_err_set(err, AB_INVAL, "must be one of %s, not '%s'", k->extra, text);
         /* fallthrough */
+    case T_SECRET:
     case T_STR: {
         char *dup = ab_strdup(text);
         if (!dup)
@@ -500,6 +509,10 @@ void cfg_cleanup(struct config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         void *f = field(cfg, &keys[i]);
         switch (keys[i].type) {
+        case T_SECRET:
+            if (*(char **)f)
+                explicit_bzero(*(char **)f, strlen(*(char **)f));
+            /* fallthrough */
         case T_STR:
         case T_ENUM:
             free(*(char **)f);
@@ -834,6 +847,12 @@ ab_status cfg_validate(const struct config *cfg, struct ab_err *err)
             if (strcmp(cfg->auth.tokens[i].token, cfg->auth.tokens[j].token) == 0)
                 return ab_err_set(err, AB_INVAL,
                                   "%s: key 'auth.tokens': the same token is listed twice", where);
+    if (cfg->k8s.router_token && *cfg->k8s.router_token && cfg->k8s.router_token_file &&
+        *cfg->k8s.router_token_file)
+        return ab_err_set(err, AB_INVAL,
+                          "%s: keys 'k8s.router_token' and 'k8s.router_token_file' are both set "
+                          "(AGENTBOX_K8S_ROUTER_TOKEN counts as the first): keep one",
+                          where);
     return AB_OK;
 }
 
@@ -918,6 +937,9 @@ void cfg_dump(const struct config *cfg_const, int fd)
         void *f = field(cfg, k);
         fprintf(out, "%s: ", k->path);
         switch (k->type) {
+        case T_SECRET:
+            fprintf(out, "%s\n", *(char **)f && **(char **)f ? "\"<redacted>\"" : "\"\"");
+            break;
         case T_STR:
         case T_ENUM: {
             dump_quoted(out, *(char **)f);
@@ -973,6 +995,7 @@ static void yaml_quote_if_needed(FILE *out, const struct cfg_key *k)
     case T_TOKENS:
         fprintf(out, "[]");
         return;
+    case T_SECRET:
     case T_STR:
     case T_ENUM:
         if (!*d || strpbrk(d, ":#{}[],&*?|<>=!%@`'\"") || isdigit((unsigned char)d[0]))

@@ -129,6 +129,8 @@ struct cfg_k8s {
     int64_t gateway_port;    /* port of the Gateway listener (gateway mode) */
     char *runtime_api;       /* auto|python-runtime|agentbox-runtime */
     char *router_namespace;  /* namespace of svc/sandbox-router-svc (tunnel mode) */
+    char *router_token;      /* secret: bearer token for the sandbox-router; never logged */
+    char *router_token_file; /* or the file holding it, re-read when it changes */
 };
 
 struct cfg_mcp {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // cluster.mjs - run the test cluster as a child process of a test (C unit tests, the golden
 // test driver, bench):
-//   node tests/k8s/cluster.mjs --info-file F [--tls] [--versions v1alpha1] [--warm N]
+//   node tests/k8s/cluster.mjs --info-file F [--tls [--tls-name NAME]] [--versions v1alpha1] [--warm N]
 //                              [--router-token T] [--pod-start-delay MS] [--bookmark-ms MS]
 //                              [--isolated-pods [--pod-uid N] [--pod-workspace PATH]]
 // Writes the connection info as JSON to F (atomically) once everything listens. Exits when
@@ -19,6 +19,7 @@ if (!infoFile) { console.error('usage: cluster.mjs --info-file F [...]'); proces
 
 const cluster = await startCluster({
   tls: flag('--tls'),
+  tlsName: opt('--tls-name'),
   servedVersions: opt('--versions') ? opt('--versions').split(',') : undefined,
   warmReplicas: opt('--warm') !== undefined ? Number(opt('--warm')) : undefined,
   routerToken: opt('--router-token'),

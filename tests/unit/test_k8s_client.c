@@ -1,8 +1,8 @@
 /*
  * test_k8s_client.c - the Kubernetes client: kubeconfig resolution (libyaml), the NDJSON
  * watch splitter, credentials (token, tokenFile rotation, exec plugins with caching, client
- * certificates over TLS, in-cluster service account), Status errors, retries and watches
- * against the test API server.
+ * certificates over TLS, kubeconfig tls-server-name, in-cluster service account), Status
+ * errors, retries and watches against the test API server.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +397,61 @@ static void t_tls_client_certificate_and_ca(void)
     tk8s_stop(&C);
 }
 
+/* kubeconfig tls-server-name: the server's certificate names only kubernetes.test, the
+ * server URL is https://127.0.0.1:PORT. Without tls-server-name the name check fails; with
+ * it TLS checks kubernetes.test while the connection still goes to 127.0.0.1. */
+static void write_tls_kubeconfig(const char *path, const char *server, const char *ca,
+                                 const char *extra, const char *token)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "current-context: t\nclusters:\n- name: c\n  cluster:\n    server: %s\n"
+             "    certificate-authority: %s\n%s"
+             "contexts:\n- name: t\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n  user: {token: %s}\n",
+             server, ca, extra, token);
+    write_file(path, text, 0600);
+}
+
+static void t_tls_server_name(void)
+{
+    const char *args[] = {"--tls", "--tls-name", "kubernetes.test", NULL};
+    tk8s_start(&C, args);
+    const char *api = tk8s_str(&C, "api");
+    T_ASSERT(ab_starts_with(api, "https://127.0.0.1:"));
+    const char *ca = json_string_value(json_object_get(json_object_get(C.info, "certs"), "ca"));
+    const char *tok = tk8s_str(&C, "token");
+    char kc[400];
+    snprintf(kc, sizeof(kc), "%s/kc-tls-name", C.dir);
+    write_tls_kubeconfig(kc, api, ca, "", tok);
+    struct k8s_client_opts o = {.kubeconfig = kc, .request_timeout_ms = 3000, .max_retries = 0};
+    struct k8s_client *c = NULL;
+    struct ab_err err;
+    T_OK(k8s_client_new(&o, &c, &err));
+    T_EQ_INT(k8s_call(c, "GET", "/version", NULL, NULL, "version", NULL, NULL, &err), AB_K8S);
+    T_ASSERT(strstr(err.msg, "SSL") || strstr(err.msg, "certificate"));
+    k8s_client_free(c);
+    write_tls_kubeconfig(kc, api, ca, "    tls-server-name: kubernetes.test\n", tok);
+    T_OK(k8s_client_new(&o, &c, &err));
+    json_t *v = NULL;
+    if (k8s_call(c, "GET", "/version", NULL, NULL, "version", &v, NULL, &err))
+        T_FAIL("with tls-server-name: %s", err.msg);
+    T_ASSERT(json_object_get(v, "gitVersion"));
+    json_decref(v);
+    T_EQ_STR(k8s_client_server(c), api); /* messages keep the configured server */
+    /* watches go the same way */
+    struct k8s_watch_result wr;
+    T_OK(k8s_watch(c,
+                   "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/sandboxtemplates",
+                   "", 1, 0, NULL, on_ev, NULL, &wr, &err));
+    k8s_client_free(c);
+    /* a name that is not a DNS name is a configuration error, said at once */
+    write_tls_kubeconfig(kc, api, ca, "    tls-server-name: \"a:b\"\n", tok);
+    T_EQ_INT(k8s_client_new(&o, &c, &err), AB_INVAL);
+    T_ASSERT(strstr(err.msg, "tls-server-name \"a:b\" is not a DNS name"));
+    tk8s_stop(&C);
+}
+
 static const struct t_case cases[] = {
     T_CASE(t_kubeconfig_resolution),
     T_CASE(t_kubeconfig_merge_and_missing),
@@ -406,6 +461,7 @@ static const struct t_case cases[] = {
     T_CASE(t_token_file_rotation_and_in_cluster),
     T_CASE(t_exec_plugin_cached_until_expiry),
     T_CASE(t_tls_client_certificate_and_ca),
+    T_CASE(t_tls_server_name),
     {0},
 };
 T_MAIN(cases)

@@ -3,16 +3,26 @@
  * emulated controller + router + agentbox-runtime pods, tests/k8s/): get-or-create from two
  * instances, reattach after a restart, warm adoption and cold fallback, every terminal claim
  * reason, TTLs, v1alpha1, each connection mode, and each injected fault ending in a clear
- * error or a transparent recovery.
+ * error or a transparent recovery. The router wants a bearer token in every case (as the
+ * shipped sandbox-router does); the router-token cases check what happens without it, with a
+ * wrong one, after a rotation, and that a pod IP or the API server never sees it.
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "support/k8s_cluster.h"
 #include "providers/k8s/k8s.h"
@@ -574,6 +584,9 @@ static void t_mode_gateway(void)
     T_EQ_STR(json_string_value(json_object_get(hdr, "x-sandbox-port")), "8888");
     T_ASSERT(json_object_get(hdr, "x-sandbox-pod-ip"));
     T_ASSERT(json_object_get(hdr, "x-sandbox-id"));
+    char bearer[100];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", tk8s_str(&C, "routerToken"));
+    T_EQ_STR(json_string_value(json_object_get(hdr, "authorization")), bearer);
     json_decref(rr);
     cfg_cleanup(&cfg);
     tk8s_stop(&C);
@@ -635,6 +648,15 @@ static void t_mode_tunnel_with_fake_kubectl(void)
     fclose(f);
     T_ASSERT(strstr(line, "[\"port-forward\",\"svc/sandbox-router-svc\","));
     T_ASSERT(strstr(line, ":8080\",\"-n\",\"agent-sandbox-system\"]"));
+    /* through the tunnel to the router, with the router's token */
+    json_t *rr = tk8s_http(&C, "GET", "/_admin/router-requests", NULL, NULL);
+    char bearer[100];
+    snprintf(bearer, sizeof(bearer), "Bearer %s", tk8s_str(&C, "routerToken"));
+    T_EQ_STR(json_string_value(json_object_get(
+                 json_object_get(json_array_get(rr, json_array_size(rr) - 1), "headers"),
+                 "authorization")),
+             bearer);
+    json_decref(rr);
     /* the tunnel dies: the next call restarts it */
     f = fopen(pidfile, "r");
     int pid = 0;
@@ -726,6 +748,263 @@ static void t_python_runtime_api_only(void)
     T_EQ_INT(p->ops->write_file(p, h, "/etc/agentbox-nope", "x", 1, &err), AB_DENIED);
     T_OK(p->ops->destroy(p, h, &err));
     p->ops->free(p);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+/* ---- the router's bearer token ---- */
+
+static ab_status try_exec(struct sbx_provider *p, struct sbx_handle *h, struct ab_err *err)
+{
+    struct sbx_exec_req req = {.shell = "echo ok", .timeout_ms = 10000};
+    struct sbx_exec_result res;
+    sbx_exec_result_init(&res);
+    ab_err_clear(err);
+    ab_status rc = p->ops->exec(p, h, &req, &res, err);
+    if (!rc && strcmp(buf_cstr(&res.output), "ok\n") != 0)
+        T_FAIL("exec printed \"%s\"", buf_cstr(&res.output));
+    sbx_exec_result_cleanup(&res);
+    return rc;
+}
+
+static void write_token(const char *path, const char *tok)
+{
+    FILE *f = fopen(path, "w"); /* truncates in place: the inode stays */
+    T_ASSERT(f);
+    fprintf(f, "%s\n", tok);
+    fclose(f);
+}
+
+static void t_router_token_missing_wrong_rotated(void)
+{
+    start(NULL);
+    const char *tok = tk8s_str(&C, "routerToken");
+    T_ASSERT(tok && strlen(tok) == 32);
+    char logpath[300];
+    snprintf(logpath, sizeof(logpath), "%s/agentbox.log", C.dir);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    T_ASSERT(logfd >= 0);
+    ab_log_configure(AB_LOG_DEBUG, AB_LOG_FORMAT_HUMAN, logfd);
+    struct config cfg;
+    tk8s_config(&C, &cfg);
+    const char *file = tk8s_router_token_file(&C);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    /* no token: the claim is made (the API server has credentials of its own), commands get
+     * an error that names the settings */
+    cfg_set(&cfg, "k8s.router_token_file", "", NULL);
+    struct sbx_provider *p = provider(&cfg);
+    if (create(p, "ab-tok", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    T_EQ_INT(try_exec(p, h, &err), AB_DENIED);
+    if (!strstr(err.msg, "Missing or invalid Authorization header.") ||
+        !strstr(err.msg, "set k8s.router_token_file") || !strstr(err.msg, "ROUTER_AUTH_TOKEN"))
+        T_FAIL("unclear: %s", err.msg);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    /* a wrong token: named by its setting, never shown */
+    cfg_set(&cfg, "k8s.router_token", "wrong-token-0123456789", NULL);
+    p = provider(&cfg);
+    if (create(p, "ab-tok", &h, &err))
+        T_FAIL("reattach: %s", err.msg);
+    T_EQ_INT(try_exec(p, h, &err), AB_DENIED);
+    if (!strstr(err.msg, "Invalid token.") ||
+        !strstr(err.msg, "k8s.router_token / AGENTBOX_K8S_ROUTER_TOKEN") ||
+        strstr(err.msg, "wrong-token"))
+        T_FAIL("unclear: %s", err.msg);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    /* the right token, from the file: the golden flow */
+    cfg_set(&cfg, "k8s.router_token", "", NULL);
+    cfg_set(&cfg, "k8s.router_token_file", file, NULL);
+    p = provider(&cfg);
+    if (create(p, "ab-tok", &h, &err))
+        T_FAIL("reattach: %s", err.msg);
+    T_OK(try_exec(p, h, &err));
+    T_OK(p->ops->write_file(p, h, "/workspace/t.txt", "tok", 3, &err));
+    struct buf b;
+    buf_init(&b, 100);
+    T_OK(p->ops->read_file(p, h, "/workspace/t.txt", 100, &b, &err));
+    T_EQ_STR(buf_cstr(&b), "tok");
+    buf_cleanup(&b);
+    /* the router's token rotates: a clear error until the file has the new one, then the
+     * same provider works again without a restart */
+    char tok2[64], tok3[64], fault[160];
+    snprintf(tok2, sizeof(tok2), "%s-2", tok);
+    snprintf(tok3, sizeof(tok3), "%s-3", tok);
+    snprintf(fault, sizeof(fault), "{\"routerToken\":\"%s\"}", tok2);
+    tk8s_fault(&C, fault);
+    T_EQ_INT(try_exec(p, h, &err), AB_DENIED);
+    if (!strstr(err.msg, "Invalid token.") || !strstr(err.msg, file) || strstr(err.msg, tok))
+        T_FAIL("unclear: %s", err.msg);
+    write_token(file, tok2);
+    T_OK(try_exec(p, h, &err));
+    /* a rewrite the file's identity cannot show (same inode and size, timestamps within one
+     * clock tick; emulated by recording the new identity): the router's 401 makes the
+     * provider re-read the file and repeat the request once */
+    snprintf(fault, sizeof(fault), "{\"routerToken\":\"%s\"}", tok3);
+    tk8s_fault(&C, fault);
+    write_token(file, tok3);
+    struct k8s_provider *kp = (struct k8s_provider *)p;
+    T_OK(stat(file, &kp->router_token.id));
+    T_OK(try_exec(p, h, &err));
+    /* what the router saw last; what the API server saw never held the router's token */
+    json_t *rr = tk8s_http(&C, "GET", "/_admin/router-requests", NULL, NULL);
+    json_t *last = json_array_get(rr, json_array_size(rr) - 1);
+    char want[100];
+    snprintf(want, sizeof(want), "Bearer %s", tok3);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(last, "headers"), "authorization")),
+             want);
+    json_decref(rr);
+    json_t *api = tk8s_http(&C, "GET", "/_admin/requests", NULL, NULL);
+    T_ASSERT(json_array_size(api) > 0);
+    size_t i;
+    json_t *r;
+    json_array_foreach(api, i, r)
+    {
+        const char *bearer = json_string_value(json_object_get(r, "bearer"));
+        if (bearer && strstr(bearer, tok))
+            T_FAIL("the API server got the router's token on %s",
+                   json_string_value(json_object_get(r, "path")));
+    }
+    json_decref(api);
+    p->ops->destroy(p, h, &err);
+    p->ops->free(p);
+    /* the log tells of the reloads, never of the token */
+    ab_log_configure(AB_LOG_WARN, AB_LOG_FORMAT_HUMAN, 2);
+    close(logfd);
+    struct buf logb;
+    buf_init(&logb, 64u << 20);
+    FILE *lf = fopen(logpath, "r");
+    T_ASSERT(lf);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), lf)) > 0)
+        buf_append(&logb, chunk, n);
+    fclose(lf);
+    T_ASSERT(strstr(buf_cstr(&logb), "k8s.router_token_reloaded"));
+    T_ASSERT(!strstr(buf_cstr(&logb), tok));
+    buf_cleanup(&logb);
+    cfg_cleanup(&cfg);
+    tk8s_stop(&C);
+}
+
+/* A stand-in for a pod (or a router) on loopback that records the request heads it gets
+ * and answers 404. */
+struct catcher {
+    int lfd, port;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    struct buf heads;
+    int nreq;
+    pthread_t th;
+};
+
+static void *catch_loop(void *arg)
+{
+    struct catcher *c = arg;
+    while (!atomic_load(&c->stop)) {
+        struct pollfd pf = {.fd = c->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char head[8192];
+        size_t n = 0;
+        while (n < sizeof(head) - 1 && !memmem(head, n, "\r\n\r\n", 4)) {
+            struct pollfd rp = {.fd = fd, .events = POLLIN};
+            if (poll(&rp, 1, 5000) <= 0)
+                break;
+            ssize_t r = read(fd, head + n, sizeof(head) - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+        pthread_mutex_lock(&c->lock);
+        buf_append(&c->heads, head, n);
+        c->nreq++;
+        pthread_mutex_unlock(&c->lock);
+        static const char resp[] = "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+        if (write(fd, resp, sizeof(resp) - 1) < 0)
+            perror("catcher write");
+        close(fd);
+    }
+    return NULL;
+}
+
+static void catcher_start(struct catcher *c)
+{
+    memset(c, 0, sizeof(*c));
+    pthread_mutex_init(&c->lock, NULL);
+    buf_init(&c->heads, 1u << 20);
+    c->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    T_OK(bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)));
+    T_OK(listen(c->lfd, 16));
+    T_OK(getsockname(c->lfd, (struct sockaddr *)&sa, &sl));
+    c->port = ntohs(sa.sin_port);
+    T_OK(pthread_create(&c->th, NULL, catch_loop, c));
+}
+
+static void catcher_stop(struct catcher *c)
+{
+    atomic_store(&c->stop, true);
+    pthread_join(c->th, NULL);
+    close(c->lfd);
+    buf_cleanup(&c->heads);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static void t_router_token_never_sent_to_a_pod_ip(void)
+{
+    start(NULL);
+    const char *tok = tk8s_str(&C, "routerToken");
+    struct config cfg;
+    tk8s_config(&C, &cfg); /* with k8s.router_token_file */
+    struct catcher pod;
+    catcher_start(&pod);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", pod.port);
+    cfg_set(&cfg, "k8s.connection", "in-cluster", NULL);
+    cfg_set(&cfg, "k8s.server_port", port, NULL);
+    struct sbx_provider *p = provider(&cfg);
+    struct ab_err err;
+    struct sbx_handle *h = NULL;
+    if (create(p, "ab-podip", &h, &err))
+        T_FAIL("create: %s", err.msg);
+    free(h->pod_ip); /* white-box: the "pod" is our catcher on 127.0.0.1 */
+    h->pod_ip = ab_strdup("127.0.0.1");
+    T_ASSERT(try_exec(p, h, &err) != AB_OK); /* it answers 404 to everything */
+    pthread_mutex_lock(&pod.lock);
+    T_ASSERT(pod.nreq >= 1);
+    T_ASSERT(strstr(buf_cstr(&pod.heads), "GET /agentbox/v1/info "));
+    T_ASSERT(!strcasestr(buf_cstr(&pod.heads), "authorization:"));
+    T_ASSERT(!strstr(buf_cstr(&pod.heads), tok));
+    T_ASSERT(!strcasestr(buf_cstr(&pod.heads), "x-sandbox-id:"));
+    buf_reset(&pod.heads);
+    pthread_mutex_unlock(&pod.lock);
+    p->ops->release(p, h);
+    p->ops->free(p);
+    /* the same catcher as the router (direct mode) does get the token: it can see it */
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", pod.port);
+    cfg_set(&cfg, "k8s.connection", "direct", NULL);
+    cfg_set(&cfg, "k8s.router_url", url, NULL);
+    p = provider(&cfg);
+    if (create(p, "ab-podip", &h, &err))
+        T_FAIL("reattach: %s", err.msg);
+    T_ASSERT(try_exec(p, h, &err) != AB_OK);
+    pthread_mutex_lock(&pod.lock);
+    char want[100];
+    snprintf(want, sizeof(want), "Authorization: Bearer %s\r\n", tok);
+    T_ASSERT(strstr(buf_cstr(&pod.heads), want));
+    pthread_mutex_unlock(&pod.lock);
+    p->ops->destroy(p, h, &err);
+    p->ops->free(p);
+    catcher_stop(&pod);
     cfg_cleanup(&cfg);
     tk8s_stop(&C);
 }
@@ -908,6 +1187,8 @@ static const struct t_case cases[] = {
     T_CASE(t_mode_tunnel_with_fake_kubectl),
     T_CASE(t_mode_tunnel_kubectl_fails),
     T_CASE(t_python_runtime_api_only),
+    T_CASE(t_router_token_missing_wrong_rotated),
+    T_CASE(t_router_token_never_sent_to_a_pod_ip),
     T_CASE(t_fault_api_500_and_429_recover),
     T_CASE(t_fault_api_timeout_is_clear),
     T_CASE(t_fault_dropped_watch_and_410_recover),

@@ -48,7 +48,11 @@ extern char **environ;
 #define EXEC_MAX_OUTPUT    (1u << 20)
 
 struct k8s_client {
-    char *server;
+    char *server;   /* as configured: for messages, and the Host header */
+    char *url_base; /* what URLs are built on: server, or its tls-server-name form */
+    char *tls_server_name;
+    struct curl_slist *connect_to; /* tls-server-name:port -> real host:port, or NULL */
+    char *host_header;             /* "Host: <server's host[:port]>" with connect_to */
     char *namespace;
     char *describe;
     bool insecure;
@@ -144,6 +148,7 @@ static ab_status from_kubeconfig(struct k8s_client *c, const struct cfg_kubeconf
                                  struct ab_err *err)
 {
     c->server = ab_strdup(kc->server);
+    c->tls_server_name = ab_strdup(kc->tls_server_name);
     c->namespace = ab_strdup(kc->namespace);
     c->insecure = kc->insecure;
     c->describe = ab_asprintf("kubeconfig %s context \"%s\"", kc->source, kc->context);
@@ -232,6 +237,62 @@ static ab_status from_service_account(struct k8s_client *c, struct ab_err *err)
     return AB_OK;
 }
 
+/* kubeconfig `tls-server-name`: the name TLS uses (SNI and the certificate check) instead of
+ * the server URL's host, while the TCP connection still goes to that host -- what client-go
+ * does with tls.Config.ServerName. libcurl 7.88 has no option for the TLS name alone: the
+ * URL carries tls-server-name (so SNI and verification use it) and CURLOPT_CONNECT_TO maps
+ * tls-server-name:port back to the real host:port (curl_easy_setopt(3), CURLOPT_CONNECT_TO);
+ * the Host header keeps the server URL's authority, as client-go sends it. */
+static ab_status setup_tls_server_name(struct k8s_client *c, struct ab_err *err)
+{
+    const char *name = c->tls_server_name;
+    if (!name || !*name || !ab_starts_with(c->server, "https://")) {
+        if (name && *name)
+            AB_LOG_WARN("k8s.tls_server_name_unused",
+                        "server=%s hint=\"tls-server-name applies to https servers only\"",
+                        c->server);
+        c->url_base = ab_strdup(c->server);
+        return c->url_base ? AB_OK : ab_err_set(err, AB_NOMEM, "out of memory");
+    }
+    for (const char *q = name; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+              *q == '-' || *q == '.'))
+            return ab_err_set(err, AB_INVAL, "%s: tls-server-name \"%s\" is not a DNS name",
+                              c->describe, name);
+    const char *auth = c->server + strlen("https://");
+    size_t alen = strcspn(auth, "/?#");
+    if (memchr(auth, '@', alen))
+        return ab_err_set(err, AB_INVAL, "%s: the server URL must not carry a user name",
+                          c->describe);
+    size_t hlen = alen; /* the host part of the authority, IPv6 brackets included */
+    const char *port = NULL;
+    if (auth[0] == '[') {
+        const char *close = memchr(auth, ']', alen);
+        if (!close)
+            return ab_err_set(err, AB_INVAL, "%s: server URL %s has an unclosed '['", c->describe,
+                              c->server);
+        hlen = (size_t)(close - auth) + 1;
+    } else {
+        const char *colon = memchr(auth, ':', alen);
+        if (colon)
+            hlen = (size_t)(colon - auth);
+    }
+    if (hlen < alen && auth[hlen] == ':')
+        port = auth + hlen + 1;
+    int plen = port ? (int)(auth + alen - port) : 3;
+    if (!port)
+        port = "443";
+    char *map = ab_asprintf("%s:%.*s:%.*s:%.*s", name, plen, port, (int)hlen, auth, plen, port);
+    c->url_base = ab_asprintf("https://%s:%.*s%s", name, plen, port, auth + alen);
+    c->host_header = ab_asprintf("Host: %.*s", (int)alen, auth);
+    c->connect_to = map ? curl_slist_append(NULL, map) : NULL;
+    free(map);
+    if (!c->url_base || !c->host_header || !c->connect_to)
+        return ab_err_set(err, AB_NOMEM, "out of memory");
+    AB_LOG_DEBUG("k8s.tls_server_name", "server=%s tls_name=%s", c->server, name);
+    return AB_OK;
+}
+
 ab_status k8s_client_new(const struct k8s_client_opts *opts, struct k8s_client **out,
                          struct ab_err *err)
 {
@@ -293,6 +354,10 @@ ab_status k8s_client_new(const struct k8s_client_opts *opts, struct k8s_client *
         k8s_client_free(c);
         return AB_INVAL;
     }
+    if ((rc = setup_tls_server_name(c, err))) {
+        k8s_client_free(c);
+        return rc;
+    }
     *out = c;
     return AB_OK;
 }
@@ -304,6 +369,10 @@ void k8s_client_free(struct k8s_client *c)
     for (int i = 0; i < c->npool; i++)
         curl_easy_cleanup(c->pool[i]);
     free(c->server);
+    free(c->url_base);
+    free(c->tls_server_name);
+    curl_slist_free_all(c->connect_to);
+    free(c->host_header);
     free(c->namespace);
     free(c->describe);
     free(c->ca_file);
@@ -358,9 +427,12 @@ static ab_status exec_plugin_run(struct k8s_client *c, struct ab_err *err)
 {
     json_t *info = json_pack("{s:s,s:s,s:{s:b}}", "apiVersion", c->exec.api_version, "kind",
                              "ExecCredential", "spec", "interactive", 0);
-    if (c->exec.provide_cluster_info && info)
-        json_object_set_new(json_object_get(info, "spec"), "cluster",
-                            json_pack("{s:s}", "server", c->server));
+    if (c->exec.provide_cluster_info && info) {
+        json_t *cl = json_pack("{s:s}", "server", c->server);
+        if (c->tls_server_name && *c->tls_server_name)
+            json_object_set_new(cl, "tls-server-name", json_string(c->tls_server_name));
+        json_object_set_new(json_object_get(info, "spec"), "cluster", cl);
+    }
     char *infos = json_dumps(info, JSON_COMPACT);
     json_decref(info);
     char *infoenv = infos ? ab_asprintf("KUBERNETES_EXEC_INFO=%s", infos) : NULL;
@@ -757,6 +829,10 @@ static CURLcode attempt(struct k8s_client *c, const char *method, const char *ur
         hdr = curl_slist_append(hdr, cth);
     }
     hdr = curl_slist_append(hdr, "User-Agent: agentbox/" AGENTBOX_VERSION);
+    if (c->connect_to) {
+        hdr = curl_slist_append(hdr, c->host_header);
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -813,7 +889,7 @@ ab_status k8s_request(struct k8s_client *c, const char *method, const char *path
     if (!ro)
         ro = &none;
     memset(resp, 0, sizeof(*resp));
-    char *url = ab_asprintf("%s%s", c->server, path);
+    char *url = ab_asprintf("%s%s", c->url_base, path);
     char *bs = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (!url || (body && !bs)) {
         free(url);
@@ -1062,7 +1138,7 @@ ab_status k8s_watch(struct k8s_client *c, const char *path, const char *rv, int 
     if (timeout_s <= 0)
         timeout_s = 1;
     char *url = ab_asprintf("%s%s%swatch=true&allowWatchBookmarks=true&timeoutSeconds=%d%s%s",
-                            c->server, path, strchr(path, '?') ? "&" : "?", timeout_s,
+                            c->url_base, path, strchr(path, '?') ? "&" : "?", timeout_s,
                             rv && *rv ? "&resourceVersion=" : "", rv && *rv ? rv : "");
     if (!url)
         return ab_err_set(err, AB_NOMEM, "out of memory");

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "core/sandbox.h"
@@ -21,6 +22,30 @@ struct k8s_tunnel {
     int stdin_fd;   /* our end of its stdin: closing it tells a well-behaved child to go */
     int stderr_fd;  /* its stderr, for the error message when it dies */
 };
+
+/* The sandbox-router's bearer token (router_token.c). value is secret: never logged. */
+struct k8s_rtok {
+    pthread_mutex_t lock;
+    char *value;    /* k8s.router_token, or the file's content; NULL = none configured */
+    char *file;     /* k8s.router_token_file; NULL = a static value (or none) */
+    struct stat id; /* the file's identity when value was read */
+    bool warned;    /* "unreadable, keeping the last token" said for this change */
+};
+
+/* Validate and load (a file is read now: missing or empty is an error naming the key). Both
+ * set is an error naming both keys. Neither set: no token (requests go without one). */
+ab_status k8s_rtok_init(struct k8s_rtok *t, const char *value, const char *file,
+                        struct ab_err *err);
+void k8s_rtok_cleanup(struct k8s_rtok *t);
+bool k8s_rtok_configured(const struct k8s_rtok *t);
+/* Which setting the token comes from, for error texts (never the token). Returns tmp. */
+const char *k8s_rtok_source(const struct k8s_rtok *t, char *tmp, size_t cap);
+/* *hdr = new "Authorization: Bearer ..." (free with k8s_rtok_header_free), or NULL when no
+ * token is configured. A token file is re-read when it changed on disk, or always with
+ * force (after a 401); *changed (may be NULL) says whether that produced another token. */
+ab_status k8s_rtok_header(struct k8s_rtok *t, bool force, char **hdr, bool *changed,
+                          struct ab_err *err);
+void k8s_rtok_header_free(char *hdr);
 
 struct k8s_provider {
     struct sbx_provider base;
@@ -39,6 +64,7 @@ struct k8s_provider {
     char *workspace;        /* as tools see it, e.g. /app */
     int64_t server_port;
     bool send_pod_ip;
+    struct k8s_rtok router_token; /* sent only on requests through a router */
     int64_t ready_timeout_s;
     int64_t request_timeout_s;
     pthread_mutex_t lock;   /* api_version, gateway_url, tunnel, curl pool */

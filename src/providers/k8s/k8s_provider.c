@@ -909,6 +909,7 @@ static void k8s_free(struct sbx_provider *base)
     if (!p)
         return;
     k8s_rt_provider_cleanup(p);
+    k8s_rtok_cleanup(&p->router_token);
     k8s_client_free(p->api);
     free(p->ns);
     free(p->template_name);
@@ -1024,7 +1025,13 @@ ab_status sbx_k8s_new(const struct config *cfg, struct sbx_provider **out, struc
     p->workspace = ab_strdup(k->workspace && *k->workspace ? k->workspace : "/app");
     if (k->api_version && strcmp(k->api_version, "auto") != 0)
         p->api_version = ab_strdup(k->api_version);
-    ab_status rc = AB_OK;
+    ab_status rc = k8s_rtok_init(&p->router_token, k->router_token, k->router_token_file, err);
+    if (rc)
+        goto fail;
+    if (p->conn == K8S_CONN_INCLUSTER && k8s_rtok_configured(&p->router_token))
+        AB_LOG_WARN("k8s.router_token_unused",
+                    "connection=in-cluster hint=\"requests go to pod IPs, not through a "
+                    "router, so the router token is not sent\"");
     size_t wl = strlen(p->workspace);
     while (wl > 1 && p->workspace[wl - 1] == '/')
         p->workspace[--wl] = '\0';

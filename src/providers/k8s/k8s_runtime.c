@@ -495,6 +495,7 @@ static ab_status resolve_target(struct k8s_provider *p, struct sbx_handle *h, st
 }
 
 struct rt_xfer {
+    CURL *h;
     struct buf body;
     struct k8s_ndjson *nd;
     k8s_line_cb line_cb;
@@ -510,7 +511,10 @@ static size_t rt_on_write(char *d, size_t sz, size_t n, void *arg)
 {
     struct rt_xfer *x = arg;
     size_t len = sz * n;
-    if (x->nd) {
+    long status = 0;
+    /* Only a 2xx body is the stream; an error's body ({"detail": ...}) is kept as text. */
+    if (x->nd && curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status >= 200 && status < 300) {
         x->stream_rc = k8s_ndjson_feed(x->nd, d, len, x->line_cb, x->line_arg, &x->stream_err);
         return x->stream_rc || x->nd->stopped ? 0 : len;
     }
@@ -572,6 +576,66 @@ static const char *resp_text(struct rt_resp *r, char *tmp, size_t cap)
     return tmp;
 }
 
+/* The headers a router routes on (agent-sandbox.md section 2.6), and its bearer token. Only
+ * for a target that is a router: a pod IP never sees the token. */
+static ab_status router_headers(struct k8s_provider *p, struct sbx_handle *h,
+                                const struct rt_req *q, struct curl_slist **hdr, struct ab_err *err)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "X-Sandbox-ID: %s", h->sandbox);
+    *hdr = curl_slist_append(*hdr, line);
+    snprintf(line, sizeof(line), "X-Sandbox-Namespace: %s", p->ns);
+    *hdr = curl_slist_append(*hdr, line);
+    snprintf(line, sizeof(line), "X-Sandbox-Port: %lld", (long long)p->server_port);
+    *hdr = curl_slist_append(*hdr, line);
+    if (p->send_pod_ip && h->pod_ip) {
+        snprintf(line, sizeof(line), "X-Sandbox-Pod-IP: %s", h->pod_ip);
+        *hdr = curl_slist_append(*hdr, line);
+    }
+    if (q->timeout_s > 0) {
+        snprintf(line, sizeof(line), "X-Sandbox-Timeout: %lld", (long long)q->timeout_s);
+        *hdr = curl_slist_append(*hdr, line);
+    }
+    char *auth = NULL;
+    ab_status rc = k8s_rtok_header(&p->router_token, false, &auth, NULL, err);
+    if (auth)
+        *hdr = curl_slist_append(*hdr, auth);
+    k8s_rtok_header_free(auth);
+    return rc;
+}
+
+/* A 401 from the router: say which setting to fix (never the token itself). */
+static ab_status router_denied(struct k8s_provider *p, const char *base, const char *detail,
+                               struct ab_err *err)
+{
+    char src[400];
+    if (!k8s_rtok_configured(&p->router_token))
+        return ab_err_set(err, AB_DENIED,
+                          "the sandbox router at %s wants a bearer token (it answered \"%s\", "
+                          "HTTP 401): set k8s.router_token_file (or k8s.router_token, "
+                          "AGENTBOX_K8S_ROUTER_TOKEN) to the router's ROUTER_AUTH_TOKEN",
+                          base, detail);
+    return ab_err_set(err, AB_DENIED,
+                      "the sandbox router at %s rejected the token from %s (it answered \"%s\", "
+                      "HTTP 401): make it the router's ROUTER_AUTH_TOKEN",
+                      base, k8s_rtok_source(&p->router_token, src, sizeof(src)), detail);
+}
+
+/* After a 401: re-read a token file even if it looks unchanged on disk (timestamps are
+ * coarse); true when that gave another token, so the request is worth repeating (the router
+ * refused it before forwarding anything, so even /execute cannot run twice). */
+static bool router_token_refreshed(struct k8s_provider *p)
+{
+    if (!p->router_token.file)
+        return false;
+    char *auth = NULL;
+    bool changed = false;
+    struct ab_err ignore;
+    k8s_rtok_header(&p->router_token, true, &auth, &changed, &ignore);
+    k8s_rtok_header_free(auth);
+    return changed;
+}
+
 static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const struct rt_req *q,
                             struct rt_resp *resp, struct ab_err *err)
 {
@@ -579,31 +643,20 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
     buf_init(&resp->body, q->max_body ? q->max_body : RT_MAX_JSON);
     ab_status rc = AB_OK;
     int attempts = q->idempotent ? 4 : 1;
+    bool reauthed = false;
     for (int a = 0; a < attempts; a++) {
         struct target t;
         if ((rc = resolve_target(p, h, &t, err)))
             return rc;
+        struct curl_slist *hdr = NULL;
+        if (t.router && (rc = router_headers(p, h, q, &hdr, err))) {
+            curl_slist_free_all(hdr);
+            free(t.base);
+            return rc;
+        }
         char *url = ab_asprintf("%s%s", t.base, q->path);
         CURL *c = curl_take(p);
-        struct curl_slist *hdr = NULL;
         curl_mime *mime = NULL;
-        char line[512];
-        if (t.router) {
-            snprintf(line, sizeof(line), "X-Sandbox-ID: %s", h->sandbox);
-            hdr = curl_slist_append(hdr, line);
-            snprintf(line, sizeof(line), "X-Sandbox-Namespace: %s", p->ns);
-            hdr = curl_slist_append(hdr, line);
-            snprintf(line, sizeof(line), "X-Sandbox-Port: %lld", (long long)p->server_port);
-            hdr = curl_slist_append(hdr, line);
-            if (p->send_pod_ip && h->pod_ip) {
-                snprintf(line, sizeof(line), "X-Sandbox-Pod-IP: %s", h->pod_ip);
-                hdr = curl_slist_append(hdr, line);
-            }
-            if (q->timeout_s > 0) {
-                snprintf(line, sizeof(line), "X-Sandbox-Timeout: %lld", (long long)q->timeout_s);
-                hdr = curl_slist_append(hdr, line);
-            }
-        }
         hdr = curl_slist_append(hdr, "Expect:");
         if (q->json) {
             hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -618,7 +671,10 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
             curl_mime_data(part, q->upload_len ? q->upload : "", q->upload_len);
             curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
         }
-        struct rt_xfer x = {.nd = q->nd, .line_cb = q->line_cb, .line_arg = q->line_arg,
+        struct rt_xfer x = {.h = c,
+                            .nd = q->nd,
+                            .line_cb = q->line_cb,
+                            .line_arg = q->line_arg,
                             .cancel = q->cancel};
         x.body = resp->body;
         curl_easy_setopt(c, CURLOPT_URL, url);
@@ -685,7 +741,6 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
             free(base);
             return rc;
         }
-        free(base);
         resp->status = status;
         if (t.router && (status == 400 || status == 401 || status == 403 || status == 502 ||
                          status == 504 || status == 500)) {
@@ -696,19 +751,25 @@ static ab_status rt_request(struct k8s_provider *p, struct sbx_handle *h, const 
             json_t *j = json_loadb(buf_cstr(&resp->body), resp->body.len, 0, &je);
             bool router_err = json_object_get(j, "detail") != NULL;
             json_decref(j);
-            if (router_err) {
-                ab_status code = status == 504   ? AB_TIMEOUT
-                                 : status == 401 ? AB_DENIED
-                                 : status == 400 ? AB_INVAL
-                                                 : AB_SANDBOX;
-                return ab_err_set(err, code, "sandbox router: %s (HTTP %ld)%s", txt, status,
-                                  status == 401   ? "; the router needs a token"
-                                  : status == 502 ? "; the sandbox pod may have died or be "
-                                                    "unreachable from the router"
-                                                  : "");
+            if (router_err && status == 401 && !reauthed && router_token_refreshed(p)) {
+                reauthed = true;
+                buf_reset(&resp->body);
+                free(base);
+                a--;
+                continue;
+            }
+            if (router_err && status == 401) {
+                rc = router_denied(p, base, txt, err);
+            } else if (router_err) {
+                ab_status code = status == 504 ? AB_TIMEOUT : status == 400 ? AB_INVAL : AB_SANDBOX;
+                rc = ab_err_set(err, code, "sandbox router: %s (HTTP %ld)%s", txt, status,
+                                status == 502 ? "; the sandbox pod may have died or be "
+                                                "unreachable from the router"
+                                              : "");
             }
         }
-        return AB_OK;
+        free(base);
+        return rc;
     }
     return rc;
 }

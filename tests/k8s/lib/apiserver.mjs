@@ -352,7 +352,7 @@ export class ApiServer {
   async handle(req, res) {
     const u = new URL(req.url, 'http://x');
     const pathname = u.pathname;
-    this.requestLog.push({ method: req.method, path: pathname, query: u.search, t: Date.now(), auth: req.headers.authorization ? 'bearer' : (req.socket.getPeerCertificate?.()?.subject ? 'cert' : 'none') });
+    this.requestLog.push({ method: req.method, path: pathname, query: u.search, t: Date.now(), auth: req.headers.authorization ? 'bearer' : (req.socket.getPeerCertificate?.()?.subject ? 'cert' : 'none'), bearer: req.headers.authorization?.replace(/^Bearer /, '') });
     if (this.requestLog.length > 5000) this.requestLog.splice(0, 1000);
     if (pathname.startsWith('/_admin/')) return this.opts.admin(req, res, pathname, u);
     if (this.token) {

@@ -6,7 +6,7 @@
 //                          hangs:[{method,path,count}], goneNext:N, compact:true,
 //                          dropWatches:true, neverReady:bool, claimReason:{reason,message,count},
 //                          killRuntime:{path,sandbox,afterMs,count,restartAfterMs},
-//                          podStartDelayMs:N, gatewayNoAddress:bool}
+//                          podStartDelayMs:N, gatewayNoAddress:bool, routerToken:T|null}
 //   POST /_admin/kill-runtime {name}      a pod's runtime dies (restarted after a while)
 //   POST /_admin/apply {object}           create/replace any object (templates, pools, ...)
 //   GET  /_admin/state                    claims, sandboxes, pools, pods, counters
@@ -27,12 +27,14 @@ import { Router } from './router.mjs';
 
 const TEMPLATE = 'agentbox-template';
 
-function makeCerts(dir) {
+// tlsName: the server certificate names only that DNS name (no IP, no localhost), for
+// kubeconfig tls-server-name tests; otherwise it is valid for 127.0.0.1 and localhost.
+function makeCerts(dir, tlsName) {
   const o = (args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const p = (f) => path.join(dir, f);
   o(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.crt'), '-days', '2', '-subj', '/CN=agentbox-test-ca']);
-  fs.writeFileSync(p('san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
+  fs.writeFileSync(p('san.cnf'), `subjectAltName=${tlsName ? `DNS:${tlsName}` : 'IP:127.0.0.1,DNS:localhost'}\n`);
+  o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', `/CN=${tlsName || '127.0.0.1'}`]);
   o(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.crt'), '-days', '2', '-extfile', p('san.cnf')]);
   o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('client.key'), '-out', p('client.csr'), '-subj', '/CN=agentbox/O=system:masters']);
   o(['x509', '-req', '-in', p('client.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('client.crt'), '-days', '2']);
@@ -56,7 +58,7 @@ export async function startCluster(opts = {}) {
   const token = opts.token ?? 'test-token-' + Math.random().toString(36).slice(2);
   let tls = null, certs = null;
   if (opts.tls) {
-    certs = makeCerts(dir);
+    certs = makeCerts(dir, opts.tlsName);
     tls = { key: fs.readFileSync(certs.key), cert: fs.readFileSync(certs.cert), ca: fs.readFileSync(certs.ca), requestCert: true, rejectUnauthorized: false };
   }
   const api = new ApiServer({ token, tls, servedVersions: opts.servedVersions, bookmarkMs: opts.bookmarkMs, watchTimeoutS: opts.watchTimeoutS, noCrds: opts.noCrds, admin: (...a) => admin(...a) });
@@ -98,6 +100,7 @@ export async function startCluster(opts = {}) {
         if (f.podStartDelayMs !== undefined) controller.faults.podStartDelayMs = f.podStartDelayMs;
         if (f.killRuntime !== undefined) router.faults.killRuntime = f.killRuntime;
         if (f.gatewayNoAddress !== undefined) controller.faults.gatewayNoAddress = f.gatewayNoAddress;
+        if (f.routerToken !== undefined) router.token = f.routerToken; // rotate (null = off)
         if (f.clear) { api.faults.errors = []; api.faults.hangs = []; api.faults.goneNext = 0; controller.faults.neverReady = false; controller.faults.claimReason = null; router.faults.killRuntime = null; }
         return send(200, { ok: true });
       }
@@ -155,7 +158,7 @@ export async function startCluster(opts = {}) {
     fs.writeFileSync(kubeconfigCert, kc([`    client-certificate: ${certs.clientCert}`, `    client-key: ${certs.clientKey}`]), { mode: 0o600 });
   }
 
-  const info = { api: api.url, router: router.url, routerPort: router.port, namespace: ns, token, kubeconfig, kubeconfigCert, certs, template: TEMPLATE, warmPool: 'warm-pool', coldPool: 'cold-pool', gateway: 'sandbox-gateway', dir, kindSource: api.kindSource };
+  const info = { api: api.url, router: router.url, routerPort: router.port, routerToken: opts.routerToken || null, namespace: ns, token, kubeconfig, kubeconfigCert, certs, template: TEMPLATE, warmPool: 'warm-pool', coldPool: 'cold-pool', gateway: 'sandbox-gateway', dir, kindSource: api.kindSource };
   return {
     api, controller, router, info,
     async waitFor(pred, ms = 10000) {

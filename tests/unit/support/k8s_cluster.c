@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +60,18 @@ void tk8s_start(struct tk8s *c, const char *const *args)
     snprintf(script, sizeof(script), "%s/cluster.mjs", tk8s_source_dir());
     const char *argv[32] = {"node", script, "--info-file", info};
     int n = 4;
-    for (int i = 0; args && args[i] && n < 30; i++)
+    bool token_given = false;
+    for (int i = 0; args && args[i] && n < 28; i++) {
+        token_given |= strcmp(args[i], "--router-token") == 0;
         argv[n++] = args[i];
+    }
+    char token[33];
+    if (!token_given) {
+        if (ab_random_hex(token, 16))
+            die("random");
+        argv[n++] = "--router-token";
+        argv[n++] = token;
+    }
     argv[n] = NULL;
     setenv("RUNTIME_BIN", runtime_bin(), 1);
     int pfd[2];
@@ -181,4 +192,20 @@ void tk8s_config(const struct tk8s *c, struct config *cfg)
     cfg_set(cfg, "k8s.workspace", "/workspace", &err);
     cfg_set(cfg, "k8s.ready_timeout", "20s", &err);
     cfg_set(cfg, "k8s.request_timeout", "5s", &err);
+    const char *tok = tk8s_str(c, "routerToken");
+    if (tok) {
+        FILE *f = fopen(tk8s_router_token_file(c), "w");
+        if (!f)
+            die("cannot write the router token file");
+        fprintf(f, "%s\n", tok);
+        fclose(f);
+        cfg_set(cfg, "k8s.router_token_file", tk8s_router_token_file(c), &err);
+    }
+}
+
+const char *tk8s_router_token_file(const struct tk8s *c)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/router-token", c->dir);
+    return path;
 }

@@ -19,7 +19,9 @@ struct tk8s {
     json_t *info; /* api, router, routerPort, token, kubeconfig, namespace, ... */
 };
 
-/* Start with extra CLI args (NULL-terminated, may be NULL). Exits the test on failure. */
+/* Start with extra CLI args (NULL-terminated, may be NULL). Exits the test on failure.
+ * The router wants a bearer token, as the shipped sandbox-router does (a random one, in
+ * info "routerToken"), unless args name one: "--router-token" "" runs it open. */
 void tk8s_start(struct tk8s *c, const char *const *args);
 void tk8s_stop(struct tk8s *c);
 const char *tk8s_str(const struct tk8s *c, const char *key);
@@ -30,8 +32,11 @@ json_t *tk8s_http(const struct tk8s *c, const char *method, const char *path, co
 /* Shortcut: POST /_admin/faults with a JSON text. */
 void tk8s_fault(const struct tk8s *c, const char *json);
 /* Fill cfg (defaults + k8s keys) for this cluster: direct mode through the router, the
- * warm pool named, workspace /workspace. */
+ * warm pool named, workspace /workspace, and the router's token (if it has one) in
+ * k8s.router_token_file = tk8s_router_token_file(c). */
 void tk8s_config(const struct tk8s *c, struct config *cfg);
+/* The file tk8s_config points k8s.router_token_file at (written by tk8s_config). */
+const char *tk8s_router_token_file(const struct tk8s *c);
 /* Path of tests/k8s in the source tree. */
 const char *tk8s_source_dir(void);
 
