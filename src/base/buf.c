@@ -4,10 +4,12 @@
  */
 #include "base/buf.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void buf_init(struct buf *b, size_t max)
 {
@@ -66,6 +68,25 @@ ab_status buf_append(struct buf *b, const void *data, size_t len)
     b->len += len;
     b->data[b->len] = '\0';
     return AB_OK;
+}
+
+ab_status buf_read_fd(struct buf *b, int fd)
+{
+    char chunk[4096];
+    ab_status rc = AB_OK;
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? AB_IO : AB_OK;
+            break;
+        }
+        if ((rc = buf_append(b, chunk, (size_t)r)))
+            break;
+    }
+    explicit_bzero(chunk, sizeof(chunk)); /* leaves errno alone */
+    return rc;
 }
 
 ab_status buf_append_str(struct buf *b, const char *s)

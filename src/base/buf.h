@@ -38,6 +38,11 @@ ab_status buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 /* Append as much of data as fits under max; returns the number of bytes appended. */
 size_t buf_append_upto(struct buf *b, const void *data, size_t len);
 
+/* Append everything fd yields until EOF (read(2) is retried on EINTR). AB_LIMIT when that
+ * is more than max allows (the buffer keeps what fit); AB_IO with errno set on a read error.
+ * The bounce buffer is wiped: callers read secrets (token files, keys) with it. */
+ab_status buf_read_fd(struct buf *b, int fd);
+
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 

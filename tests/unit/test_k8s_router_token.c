@@ -148,6 +148,13 @@ static void t_trimmed_and_checked(void)
         T_ASSERT(!strstr(err.msg, "secret"));
         k8s_rtok_cleanup(&t);
     }
+    char big[70000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    put(path_of("big"), big);
+    T_EQ_INT(k8s_rtok_init(&t, NULL, path_of("big"), &err), AB_LIMIT);
+    T_ASSERT(strstr(err.msg, "is larger than 65536 bytes"));
+    k8s_rtok_cleanup(&t);
     put(path_of("bad"), "ok-part\nsecond-line-secret\n");
     T_EQ_INT(k8s_rtok_init(&t, NULL, path_of("bad"), &err), AB_INVAL);
     T_ASSERT(strstr(err.msg, path_of("bad")) && !strstr(err.msg, "secret"));

@@ -118,15 +118,10 @@ static ab_status read_small_file(const char *path, struct buf *out, size_t max, 
     if (fd < 0)
         return ab_err_sys(err, ab_status_from_errno(errno), errno, "cannot read %s", path);
     buf_init(out, max);
-    char chunk[8192];
-    ssize_t r;
-    ab_status rc = AB_OK;
-    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
-        if ((rc = buf_append(out, chunk, (size_t)r)))
-            break;
+    ab_status rc = buf_read_fd(out, fd);
     int e = errno;
     close(fd);
-    if (r < 0)
+    if (rc == AB_IO)
         return ab_err_sys(err, AB_IO, e, "cannot read %s", path);
     if (rc)
         return ab_err_set(err, rc, "%s is too large", path);

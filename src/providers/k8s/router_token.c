@@ -88,24 +88,12 @@ static ab_status read_token_file(struct k8s_rtok *t, char **out, struct stat *st
         rc = ab_err_sys(err, AB_IO, errno, "cannot read %s", source);
         goto out;
     }
-    char chunk[4096];
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = ab_err_sys(err, AB_IO, errno, "cannot read %s", source);
-            goto out;
-        }
-        if (r == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)r)) {
-            rc = ab_err_set(err, AB_LIMIT, "%s is larger than %d bytes: is it the token?", source,
-                            RTOK_MAX_FILE);
-            goto out;
-        }
+    if ((rc = buf_read_fd(&b, fd))) {
+        rc = rc == AB_IO ? ab_err_sys(err, AB_IO, errno, "cannot read %s", source)
+                         : ab_err_set(err, rc, "%s is larger than %d bytes: is it the token?",
+                                      source, RTOK_MAX_FILE);
+        goto out;
     }
-    explicit_bzero(chunk, sizeof(chunk));
     /* `kubectl create secret --from-file` and editors keep a final newline: trim both ends. */
     const char *s = buf_cstr(&b);
     size_t lo = 0, hi = b.len;
