@@ -127,6 +127,32 @@ static char *py_oserror(int e, const char *name)
     return s;
 }
 
+/* 500 {"message": "<what>: [Errno N] ...: 'name'"}, the runtime's text for a failed OS call. */
+static enum MHD_Result send_oserror(struct MHD_Connection *c, const char *what, int e,
+                                    const char *name)
+{
+    char *m = py_oserror(e, name);
+    char *mm = ab_asprintf("%s: %s", what, m ? m : "");
+    enum MHD_Result r = send_message(c, 500, mm ? mm : what);
+    free(m);
+    free(mm);
+    return r;
+}
+
+/* Resolve a request's path under the base directory. A path outside it (AB_DENIED) is
+ * answered 403 here (*ret); other errors are the handler's to answer. *full is new. */
+static ab_status resolve_request_path(struct rt_server *s, struct MHD_Connection *c,
+                                      const char *path, char **full, enum MHD_Result *ret)
+{
+    struct ab_err err;
+    ab_err_clear(&err);
+    *full = NULL;
+    ab_status rc = rt_resolve(s->base_real, path, full, &err);
+    if (rc == AB_DENIED)
+        *ret = send_message(c, 403, "Access denied");
+    return rc;
+}
+
 /* ---- JSON helpers ---- */
 
 /* Convert captured output to a JSON string the way Python text mode decodes it: universal
@@ -409,12 +435,11 @@ static char *py_quote(const char *s)
 static enum MHD_Result handle_download(struct rt_server *s, struct MHD_Connection *c,
                                        const char *path)
 {
-    char *full = NULL;
-    struct ab_err err;
-    ab_err_clear(&err);
-    ab_status rc = rt_resolve(s->base_real, path, &full, &err);
+    char *full;
+    enum MHD_Result ret;
+    ab_status rc = resolve_request_path(s, c, path, &full, &ret);
     if (rc == AB_DENIED)
-        return send_message(c, 403, "Access denied");
+        return ret;
     if (rc)
         return send_message(c, 404, "File not found");
     int fd = open(full, O_RDONLY | O_CLOEXEC);
@@ -441,7 +466,7 @@ static enum MHD_Result handle_download(struct rt_server *s, struct MHD_Connectio
         MHD_add_response_header(r, "Content-Disposition", cd);
     free(q);
     free(cd);
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -449,12 +474,11 @@ static enum MHD_Result handle_download(struct rt_server *s, struct MHD_Connectio
 static enum MHD_Result handle_list(struct rt_server *s, struct MHD_Connection *c,
                                    const char *path)
 {
-    char *full = NULL;
-    struct ab_err err;
-    ab_err_clear(&err);
-    ab_status rc = rt_resolve(s->base_real, path, &full, &err);
+    char *full;
+    enum MHD_Result ret;
+    ab_status rc = resolve_request_path(s, c, path, &full, &ret);
     if (rc == AB_DENIED)
-        return send_message(c, 403, "Access denied");
+        return ret;
     struct stat sb;
     if (rc || stat(full, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
         free(full);
@@ -462,17 +486,12 @@ static enum MHD_Result handle_list(struct rt_server *s, struct MHD_Connection *c
     }
     DIR *d = opendir(full);
     if (!d) {
-        char *m = py_oserror(errno, full);
-        char *mm = ab_asprintf("List files failed: %s", m ? m : "");
-        enum MHD_Result r = send_message(c, 500, mm ? mm : "List files failed");
-        free(m);
-        free(mm);
+        ret = send_oserror(c, "List files failed", errno, full);
         free(full);
-        return r;
+        return ret;
     }
     json_t *arr = json_array();
     struct dirent *de;
-    enum MHD_Result ret;
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
@@ -481,11 +500,7 @@ static enum MHD_Result handle_list(struct rt_server *s, struct MHD_Connection *c
         if (!p || stat(p, &es) < 0) {
             /* os.scandir entry.stat() follows symlinks and raises on a dangling one,
              * failing the whole listing (upstream behaviour). */
-            char *m = py_oserror(errno, p ? p : de->d_name);
-            char *mm = ab_asprintf("List files failed: %s", m ? m : "");
-            ret = send_message(c, 500, mm ? mm : "List files failed");
-            free(m);
-            free(mm);
+            ret = send_oserror(c, "List files failed", errno, p ? p : de->d_name);
             free(p);
             json_decref(arr);
             goto out;
@@ -507,12 +522,11 @@ out:
 static enum MHD_Result handle_exists(struct rt_server *s, struct MHD_Connection *c,
                                      const char *path)
 {
-    char *full = NULL;
-    struct ab_err err;
-    ab_err_clear(&err);
-    ab_status rc = rt_resolve(s->base_real, path, &full, &err);
+    char *full;
+    enum MHD_Result ret;
+    ab_status rc = resolve_request_path(s, c, path, &full, &ret);
     if (rc == AB_DENIED)
-        return send_message(c, 403, "Access denied");
+        return ret;
     struct stat sb;
     bool ex = rc == AB_OK && stat(full, &sb) == 0;
     free(full);

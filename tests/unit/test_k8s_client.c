@@ -197,6 +197,20 @@ static void write_file(const char *path, const char *text, mode_t mode)
     chmod(path, mode);
 }
 
+/* A kubeconfig with one context t -> cluster c (server + cluster lines) and user u (user
+ * lines); both blocks are YAML indented by four spaces. */
+static void write_kubeconfig(const char *path, const char *server, const char *cluster,
+                             const char *user)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "current-context: t\nclusters:\n- name: c\n  cluster:\n    server: %s\n%s"
+             "contexts:\n- name: t\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n  user:\n%s",
+             server, cluster, user);
+    write_file(path, text, 0600);
+}
+
 static int n_events;
 static bool on_ev(void *arg, const char *type, json_t *obj)
 {
@@ -301,13 +315,8 @@ static void t_token_file_rotation_and_in_cluster(void)
     snprintf(tok, sizeof(tok), "%s/token", sa);
     write_file(tok, "wrong-token\n", 0600);
     snprintf(kc, sizeof(kc), "%s/kc-tokenfile", C.dir);
+    write_kubeconfig(kc, tk8s_str(&C, "api"), "", "    tokenFile: sa/token\n");
     char text[1024];
-    snprintf(text, sizeof(text),
-             "current-context: t\nclusters:\n- name: c\n  cluster: {server: %s}\n"
-             "contexts:\n- name: t\n  context: {cluster: c, user: u}\n"
-             "users:\n- name: u\n  user: {tokenFile: sa/token}\n",
-             tk8s_str(&C, "api"));
-    write_file(kc, text, 0600);
     struct k8s_client *c = client_for(kc);
     struct ab_err err;
     T_EQ_INT(k8s_call(c, "GET", "/version", NULL, NULL, "version", NULL, NULL, &err), AB_DENIED);
@@ -350,14 +359,9 @@ static void t_exec_plugin_cached_until_expiry(void)
              count, tk8s_str(&C, "token"));
     write_file(plugin, text, 0755);
     snprintf(kc, sizeof(kc), "%s/kc-exec", C.dir);
-    snprintf(text, sizeof(text),
-             "current-context: t\nclusters:\n- name: c\n  cluster: {server: %s}\n"
-             "contexts:\n- name: t\n  context: {cluster: c, user: u}\n"
-             "users:\n- name: u\n  user:\n    exec:\n      apiVersion: "
-             "client.authentication.k8s.io/v1\n      command: ./plugin.sh\n      env:\n"
-             "      - {name: A, value: b}\n",
-             tk8s_str(&C, "api"));
-    write_file(kc, text, 0600);
+    write_kubeconfig(kc, tk8s_str(&C, "api"), "",
+                     "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                     "      command: ./plugin.sh\n      env:\n      - {name: A, value: b}\n");
     struct k8s_client *c = client_for(kc);
     struct ab_err err;
     for (int i = 0; i < 3; i++)
@@ -400,19 +404,6 @@ static void t_tls_client_certificate_and_ca(void)
 /* kubeconfig tls-server-name: the server's certificate names only kubernetes.test, the
  * server URL is https://127.0.0.1:PORT. Without tls-server-name the name check fails; with
  * it TLS checks kubernetes.test while the connection still goes to 127.0.0.1. */
-static void write_tls_kubeconfig(const char *path, const char *server, const char *ca,
-                                 const char *extra, const char *token)
-{
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "current-context: t\nclusters:\n- name: c\n  cluster:\n    server: %s\n"
-             "    certificate-authority: %s\n%s"
-             "contexts:\n- name: t\n  context: {cluster: c, user: u}\n"
-             "users:\n- name: u\n  user: {token: %s}\n",
-             server, ca, extra, token);
-    write_file(path, text, 0600);
-}
-
 static void t_tls_server_name(void)
 {
     const char *args[] = {"--tls", "--tls-name", "kubernetes.test", NULL};
@@ -420,10 +411,12 @@ static void t_tls_server_name(void)
     const char *api = tk8s_str(&C, "api");
     T_ASSERT(ab_starts_with(api, "https://127.0.0.1:"));
     const char *ca = json_string_value(json_object_get(json_object_get(C.info, "certs"), "ca"));
-    const char *tok = tk8s_str(&C, "token");
-    char kc[400];
+    char kc[400], ca_line[400], ca_and_name[500], user[200];
     snprintf(kc, sizeof(kc), "%s/kc-tls-name", C.dir);
-    write_tls_kubeconfig(kc, api, ca, "", tok);
+    snprintf(ca_line, sizeof(ca_line), "    certificate-authority: %s\n", ca);
+    snprintf(ca_and_name, sizeof(ca_and_name), "%s    tls-server-name: kubernetes.test\n", ca_line);
+    snprintf(user, sizeof(user), "    token: %s\n", tk8s_str(&C, "token"));
+    write_kubeconfig(kc, api, ca_line, user);
     struct k8s_client_opts o = {.kubeconfig = kc, .request_timeout_ms = 3000, .max_retries = 0};
     struct k8s_client *c = NULL;
     struct ab_err err;
@@ -431,7 +424,7 @@ static void t_tls_server_name(void)
     T_EQ_INT(k8s_call(c, "GET", "/version", NULL, NULL, "version", NULL, NULL, &err), AB_K8S);
     T_ASSERT(strstr(err.msg, "SSL") || strstr(err.msg, "certificate"));
     k8s_client_free(c);
-    write_tls_kubeconfig(kc, api, ca, "    tls-server-name: kubernetes.test\n", tok);
+    write_kubeconfig(kc, api, ca_and_name, user);
     T_OK(k8s_client_new(&o, &c, &err));
     json_t *v = NULL;
     if (k8s_call(c, "GET", "/version", NULL, NULL, "version", &v, NULL, &err))
@@ -446,7 +439,8 @@ static void t_tls_server_name(void)
                    "", 1, 0, NULL, on_ev, NULL, &wr, &err));
     k8s_client_free(c);
     /* a name that is not a DNS name is a configuration error, said at once */
-    write_tls_kubeconfig(kc, api, ca, "    tls-server-name: \"a:b\"\n", tok);
+    snprintf(ca_and_name, sizeof(ca_and_name), "%s    tls-server-name: \"a:b\"\n", ca_line);
+    write_kubeconfig(kc, api, ca_and_name, user);
     T_EQ_INT(k8s_client_new(&o, &c, &err), AB_INVAL);
     T_ASSERT(strstr(err.msg, "tls-server-name \"a:b\" is not a DNS name"));
     tk8s_stop(&C);

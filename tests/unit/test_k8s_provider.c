@@ -71,6 +71,47 @@ static void start(const char *const *args)
     tk8s_start(&C, args);
 }
 
+/* The shape of most cases: a cluster (extra cluster.mjs args), a provider on it (extra keys
+ * as "key=value"), and maybe a sandbox. fx_end destroys the sandbox (or only releases its
+ * handle) unless the case already did (f.h = NULL), and stops everything. */
+struct fx {
+    struct config cfg;
+    struct sbx_provider *p;
+    struct sbx_handle *h;
+    struct ab_err err;
+};
+
+#define SETS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void fx_begin(struct fx *f, const char *const *cluster_args, const char *const *sets,
+                     const char *sandbox)
+{
+    memset(f, 0, sizeof(*f));
+    start(cluster_args);
+    tk8s_config(&C, &f->cfg);
+    for (const char *const *kv = sets; kv && *kv; kv++) {
+        const char *eq = strchr(*kv, '=');
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - *kv), *kv);
+        if (cfg_set(&f->cfg, key, eq + 1, &f->err))
+            T_FAIL("%s: %s", *kv, f->err.msg);
+    }
+    f->p = provider(&f->cfg);
+    if (sandbox && create(f->p, sandbox, &f->h, &f->err))
+        T_FAIL("create %s: %s", sandbox, f->err.msg);
+}
+
+static void fx_end(struct fx *f, bool destroy)
+{
+    if (f->h && destroy)
+        T_OK(f->p->ops->destroy(f->p, f->h, &f->err));
+    else if (f->h)
+        f->p->ops->release(f->p, f->h);
+    f->p->ops->free(f->p);
+    cfg_cleanup(&f->cfg);
+    tk8s_stop(&C);
+}
+
 static json_t *state(void)
 {
     return tk8s_http(&C, "GET", "/_admin/state", NULL, NULL);
@@ -117,66 +158,64 @@ static char *run(struct sbx_provider *p, struct sbx_handle *h, const char *shell
 
 static void t_create_exec_files_destroy(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    T_OK(p->ops->check(p, &err));
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-0001", &h, &err))
-        T_FAIL("create: %s", err.msg);
+    struct fx f;
+    fx_begin(&f, NULL, NULL, NULL);
+    T_OK(f.p->ops->check(f.p, &f.err));
+    if (create(f.p, "ab-0001", &f.h, &f.err))
+        T_FAIL("create: %s", f.err.msg);
     int code = -1;
-    char *out = run(p, h, "echo hello; echo err >&2; exit 3", &code);
+    char *out = run(f.p, f.h, "echo hello; echo err >&2; exit 3", &code);
     T_EQ_STR(out, "hello\nerr\n");
     T_EQ_INT(code, 3);
     free(out);
-    out = run(p, h, "pwd", &code);
+    out = run(f.p, f.h, "pwd", &code);
     T_ASSERT(strstr(out, "/ab-0001") || strstr(out, "warm-pool-"));
     free(out);
     /* files under the workspace */
-    T_OK(p->ops->write_file(p, h, "/workspace/dir/a.txt", "one\ntwo\nthree two\n", 18, &err));
+    T_OK(f.p->ops->write_file(f.p, f.h, "/workspace/dir/a.txt", "one\ntwo\nthree two\n", 18,
+                              &f.err));
     struct buf b;
     buf_init(&b, 1 << 20);
-    T_OK(p->ops->read_file(p, h, "/workspace/dir/a.txt", 1 << 20, &b, &err));
+    T_OK(f.p->ops->read_file(f.p, f.h, "/workspace/dir/a.txt", 1 << 20, &b, &f.err));
     T_EQ_STR(buf_cstr(&b), "one\ntwo\nthree two\n");
     buf_cleanup(&b);
     buf_init(&b, 4);
-    T_EQ_INT(p->ops->read_file(p, h, "/workspace/dir/a.txt", 4, &b, &err), AB_LIMIT);
-    T_EQ_INT(p->ops->read_file(p, h, "/workspace/dir", 100, &b, &err), AB_ISDIR);
-    T_EQ_INT(p->ops->read_file(p, h, "/workspace/nope", 100, &b, &err), AB_NOTFOUND);
+    T_EQ_INT(f.p->ops->read_file(f.p, f.h, "/workspace/dir/a.txt", 4, &b, &f.err), AB_LIMIT);
+    T_EQ_INT(f.p->ops->read_file(f.p, f.h, "/workspace/dir", 100, &b, &f.err), AB_ISDIR);
+    T_EQ_INT(f.p->ops->read_file(f.p, f.h, "/workspace/nope", 100, &b, &f.err), AB_NOTFOUND);
     buf_cleanup(&b);
     struct sbx_stat st;
-    T_OK(p->ops->stat(p, h, "/workspace/dir/a.txt", &st, &err));
+    T_OK(f.p->ops->stat(f.p, f.h, "/workspace/dir/a.txt", &st, &f.err));
     T_EQ_INT(st.type, SBX_FT_FILE);
     T_EQ_INT(st.size, 18);
     T_EQ_INT(st.mode, 0644);
-    T_EQ_INT(p->ops->stat(p, h, "/workspace/missing", &st, &err), AB_NOTFOUND);
-    out = run(p, h, "ln -s a.txt dir/l; mkdir -p dir/sub/.hid; echo x > dir/sub/b.txt; "
-                    "echo two > dir/sub/.hid/c.txt; printf 'bin\\0two' > dir/bin",
+    T_EQ_INT(f.p->ops->stat(f.p, f.h, "/workspace/missing", &st, &f.err), AB_NOTFOUND);
+    out = run(f.p, f.h,
+              "ln -s a.txt dir/l; mkdir -p dir/sub/.hid; echo x > dir/sub/b.txt; "
+              "echo two > dir/sub/.hid/c.txt; printf 'bin\\0two' > dir/bin",
               &code);
     free(out);
-    T_OK(p->ops->stat(p, h, "/workspace/dir/l", &st, &err));
+    T_OK(f.p->ops->stat(f.p, f.h, "/workspace/dir/l", &st, &f.err));
     T_EQ_INT(st.type, SBX_FT_SYMLINK);
     T_EQ_INT(st.target_type, SBX_FT_FILE);
     struct sbx_dirent *de = NULL;
     size_t n = 0;
-    T_OK(p->ops->list_dir(p, h, "/workspace/dir", &de, &n, &err));
+    T_OK(f.p->ops->list_dir(f.p, f.h, "/workspace/dir", &de, &n, &f.err));
     T_EQ_INT(n, 4);
     sbx_dirents_free(de, n);
-    T_EQ_INT(p->ops->list_dir(p, h, "/workspace/dir/a.txt", &de, &n, &err), AB_NOTDIR);
+    T_EQ_INT(f.p->ops->list_dir(f.p, f.h, "/workspace/dir/a.txt", &de, &n, &f.err), AB_NOTDIR);
     /* walk: the same entries, in the same (breadth-first) order as core's fallback */
     struct sbx_walk_req wr = {.root = "/workspace/dir", .skip_dot_dirs = true};
     struct sbx_walk_entry *we = NULL, *fe = NULL;
     size_t nw = 0, nf = 0;
     bool tr = false;
-    T_OK(p->ops->walk(p, h, &wr, &we, &nw, &tr, &err));
-    struct sbx_provider_ops nowalk = *p->ops;
+    T_OK(f.p->ops->walk(f.p, f.h, &wr, &we, &nw, &tr, &f.err));
+    struct sbx_provider_ops nowalk = *f.p->ops;
     nowalk.walk = NULL;
-    const struct sbx_provider_ops *saved = p->ops;
-    p->ops = &nowalk;
-    T_OK(sbx_walk(p, h, &wr, &fe, &nf, &tr, &err));
-    p->ops = saved;
+    const struct sbx_provider_ops *saved = f.p->ops;
+    f.p->ops = &nowalk;
+    T_OK(sbx_walk(f.p, f.h, &wr, &fe, &nf, &tr, &f.err));
+    f.p->ops = saved;
     T_EQ_INT(nw, nf);
     for (size_t i = 0; i < nw; i++) {
         T_EQ_STR(we[i].relpath, fe[i].relpath);
@@ -191,12 +230,12 @@ static void t_create_exec_files_destroy(void)
     struct sbx_search_req sr = {.paths = paths, .npaths = 4, .literal = "two", .literal_len = 3};
     struct sbx_match *m = NULL, *fm = NULL;
     size_t nm = 0, nfm = 0;
-    T_OK(p->ops->search(p, h, &sr, &m, &nm, &tr, &err));
-    struct sbx_provider_ops nosearch = *p->ops;
+    T_OK(f.p->ops->search(f.p, f.h, &sr, &m, &nm, &tr, &f.err));
+    struct sbx_provider_ops nosearch = *f.p->ops;
     nosearch.search = NULL;
-    p->ops = &nosearch;
-    T_OK(sbx_search(p, h, &sr, &fm, &nfm, &tr, &err));
-    p->ops = saved;
+    f.p->ops = &nosearch;
+    T_OK(sbx_search(f.p, f.h, &sr, &fm, &nfm, &tr, &f.err));
+    f.p->ops = saved;
     T_EQ_INT(nm, 3);
     T_EQ_INT(nm, nfm);
     for (size_t i = 0; i < nm; i++) {
@@ -208,15 +247,14 @@ static void t_create_exec_files_destroy(void)
     sbx_matches_free(fm, nfm);
     /* status, destroy */
     json_t *js = NULL;
-    T_OK(p->ops->status(p, h, &js, &err));
+    T_OK(f.p->ops->status(f.p, f.h, &js, &f.err));
     T_EQ_STR(json_string_value(json_object_get(js, "state")), "running");
     json_decref(js);
     T_EQ_INT(nclaims(), 1);
-    T_OK(p->ops->destroy(p, h, &err));
+    T_OK(f.p->ops->destroy(f.p, f.h, &f.err));
+    f.h = NULL;
     T_EQ_INT(nclaims(), 0);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 struct racer {
@@ -317,24 +355,20 @@ static void t_reattach_after_restart(void)
 
 static void t_warm_adoption_and_cold_fallback(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
+    struct fx f;
+    fx_begin(&f, NULL, NULL, NULL);
     struct sbx_pool_status ps;
-    wait_pool_ready(p, 2);
-    T_OK(p->ops->pool_status(p, &ps, &err));
+    wait_pool_ready(f.p, 2);
+    T_OK(f.p->ops->pool_status(f.p, &ps, &f.err));
     T_ASSERT(ps.supported);
     T_EQ_INT(ps.target, 2);
     T_EQ_INT(ps.ready, 2);
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-warm", &h, &err))
-        T_FAIL("create: %s", err.msg);
-    T_ASSERT(h->warm);
-    T_ASSERT(h->info.warm);
-    T_ASSERT(strcmp(h->sandbox, "ab-warm") != 0);
-    T_OK(p->ops->pool_status(p, &ps, &err));
+    if (create(f.p, "ab-warm", &f.h, &f.err))
+        T_FAIL("create: %s", f.err.msg);
+    T_ASSERT(f.h->warm);
+    T_ASSERT(f.h->info.warm);
+    T_ASSERT(strcmp(f.h->sandbox, "ab-warm") != 0);
+    T_OK(f.p->ops->pool_status(f.p, &ps, &f.err));
     T_EQ_INT(ps.acquired_warm, 1);
     /* an empty pool: cold start from the template */
     tk8s_fault(&C, "{}");
@@ -343,75 +377,62 @@ static void t_warm_adoption_and_cold_fallback(void)
                           "sandboxwarmpools/warm-pool",
                           "{\"spec\":{\"replicas\":0}}", NULL));
     for (int i = 0; i < 500; i++) {
-        T_OK(p->ops->pool_status(p, &ps, &err));
+        T_OK(f.p->ops->pool_status(f.p, &ps, &f.err));
         if (ps.ready == 0 && ps.target == 0)
             break;
         usleep(20000);
     }
     struct sbx_handle *c = NULL;
-    if (create(p, "ab-cold", &c, &err))
-        T_FAIL("create cold: %s", err.msg);
+    if (create(f.p, "ab-cold", &c, &f.err))
+        T_FAIL("create cold: %s", f.err.msg);
     T_ASSERT(!c->warm);
     T_EQ_STR(c->sandbox, "ab-cold");
-    T_OK(p->ops->pool_status(p, &ps, &err));
+    T_OK(f.p->ops->pool_status(f.p, &ps, &f.err));
     T_EQ_INT(ps.acquired_cold, 1);
-    T_OK(p->ops->destroy(p, c, &err));
-    T_OK(p->ops->destroy(p, h, &err));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    T_OK(f.p->ops->destroy(f.p, c, &f.err));
+    fx_end(&f, true);
 }
 
 static void t_terminal_reasons_are_clear_and_cleaned_up(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
+    struct fx f;
+    fx_begin(&f, NULL, NULL, NULL);
     static const char *reasons[] = {"TemplateNotFound", "WarmPoolNotFound", "InvalidMetadata",
                                     "EnvVarsInjectionRejected", "VolumeClaimTemplatesError",
                                     "ClaimExpired", "SandboxExpired", NULL};
     for (int i = 0; reasons[i]; i++) {
-        char f[256];
-        snprintf(f, sizeof(f), "{\"claimReason\":{\"reason\":\"%s\",\"message\":\"m%d\",\"count\":1}}",
+        char fault[256];
+        snprintf(fault, sizeof(fault),
+                 "{\"claimReason\":{\"reason\":\"%s\",\"message\":\"m%d\",\"count\":1}}",
                  reasons[i], i);
-        tk8s_fault(&C, f);
-        struct sbx_handle *h = NULL;
-        T_EQ_INT(create(p, "ab-bad", &h, &err), AB_SANDBOX);
-        if (!strstr(err.msg, reasons[i]) || !strstr(err.msg, "ab-bad"))
-            T_FAIL("error does not name %s: %s", reasons[i], err.msg);
+        tk8s_fault(&C, fault);
+        T_EQ_INT(create(f.p, "ab-bad", &f.h, &f.err), AB_SANDBOX);
+        if (!strstr(f.err.msg, reasons[i]) || !strstr(f.err.msg, "ab-bad"))
+            T_FAIL("error does not name %s: %s", reasons[i], f.err.msg);
         T_EQ_INT(nclaims(), 0);
     }
     /* a real missing pool, not injected */
-    cfg_set(&cfg, "k8s.warm_pool", "no-such-pool", NULL);
-    struct sbx_provider *q = provider(&cfg);
-    struct sbx_handle *h = NULL;
-    T_EQ_INT(create(q, "ab-bad2", &h, &err), AB_SANDBOX);
-    T_ASSERT(strstr(err.msg, "WarmPoolNotFound"));
-    T_ASSERT(strstr(err.msg, "SandboxWarmPool \"no-such-pool\" not found"));
+    cfg_set(&f.cfg, "k8s.warm_pool", "no-such-pool", NULL);
+    struct sbx_provider *q = provider(&f.cfg);
+    T_EQ_INT(create(q, "ab-bad2", &f.h, &f.err), AB_SANDBOX);
+    T_ASSERT(strstr(f.err.msg, "WarmPoolNotFound"));
+    T_ASSERT(strstr(f.err.msg, "SandboxWarmPool \"no-such-pool\" not found"));
     T_EQ_INT(nclaims(), 0);
     q->ops->free(q);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_ttls(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
+    struct fx f;
+    fx_begin(&f, NULL, NULL, NULL);
     struct sbx_info info;
     info_for(&info, "ab-ttl");
     info.ttl_s = 2;
     info.idle_ttl_s = 600;
     struct sbx_create_req req = {.info = &info};
-    struct sbx_handle *h = NULL;
-    if (p->ops->create(p, &req, &h, &err))
-        T_FAIL("create: %s", err.msg);
+    if (f.p->ops->create(f.p, &req, &f.h, &f.err))
+        T_FAIL("create: %s", f.err.msg);
     json_t *claim = tk8s_http(&C, "GET",
                               "/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/"
                               "sandboxclaims/ab-ttl",
@@ -426,79 +447,68 @@ static void t_ttls(void)
     struct sbx_info upd;
     sbx_info_copy(&upd, &info);
     upd.last_used_ms = info.created_ms + 12345;
-    T_OK(p->ops->update_info(p, h, &upd, &err));
+    T_OK(f.p->ops->update_info(f.p, f.h, &upd, &f.err));
     struct sbx_list_page pg;
-    T_OK(p->ops->list(p, "alice@example.com", NULL, NULL, 0, &pg, &err));
+    T_OK(f.p->ops->list(f.p, "alice@example.com", NULL, NULL, 0, &pg, &f.err));
     T_EQ_INT(pg.n, 1);
     T_EQ_INT(pg.items[0].last_used_ms, info.created_ms + 12345);
     T_EQ_INT(pg.items[0].idle_ttl_s, 600);
     T_EQ_INT(pg.items[0].ttl_s, 2);
     sbx_list_page_cleanup(&pg);
     /* the controller enforces the absolute TTL even without agentbox */
-    p->ops->release(p, h);
+    f.p->ops->release(f.p, f.h);
+    f.h = NULL;
     for (int i = 0; i < 400 && nclaims(); i++)
         usleep(20000);
     T_EQ_INT(nclaims(), 0);
     struct sbx_info out;
-    T_EQ_INT(p->ops->attach(p, "ab-ttl", &h, &out, &err), AB_NOTFOUND);
+    T_EQ_INT(f.p->ops->attach(f.p, "ab-ttl", &f.h, &out, &f.err), AB_NOTFOUND);
     sbx_info_cleanup(&upd);
     sbx_info_cleanup(&info);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_list_labels_pagination(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.warm_pool=cold-pool"), NULL);
     struct sbx_handle *h[3];
     const char *names[] = {"ab-l1", "ab-l2", "ab-l3"};
     for (int i = 0; i < 3; i++)
-        if (create(p, names[i], &h[i], &err))
-            T_FAIL("create: %s", err.msg);
+        if (create(f.p, names[i], &h[i], &f.err))
+            T_FAIL("create: %s", f.err.msg);
     struct sbx_list_page pg;
-    T_OK(p->ops->list(p, "alice@example.com", "team=a", NULL, 2, &pg, &err));
+    T_OK(f.p->ops->list(f.p, "alice@example.com", "team=a", NULL, 2, &pg, &f.err));
     T_EQ_INT(pg.n, 2);
     T_ASSERT(pg.next_cursor);
     char *cur = ab_strdup(pg.next_cursor);
     sbx_list_page_cleanup(&pg);
-    T_OK(p->ops->list(p, "alice@example.com", "team=a", cur, 2, &pg, &err));
+    T_OK(f.p->ops->list(f.p, "alice@example.com", "team=a", cur, 2, &pg, &f.err));
     T_EQ_INT(pg.n, 1);
     T_ASSERT(!pg.next_cursor);
     sbx_list_page_cleanup(&pg);
     free(cur);
-    T_OK(p->ops->list(p, "bob", NULL, NULL, 0, &pg, &err));
+    T_OK(f.p->ops->list(f.p, "bob", NULL, NULL, 0, &pg, &f.err));
     T_EQ_INT(pg.n, 0);
     sbx_list_page_cleanup(&pg);
-    T_OK(p->ops->list(p, NULL, "team!=a", NULL, 0, &pg, &err));
+    T_OK(f.p->ops->list(f.p, NULL, "team!=a", NULL, 0, &pg, &f.err));
     T_EQ_INT(pg.n, 0);
     sbx_list_page_cleanup(&pg);
-    T_EQ_INT(p->ops->list(p, NULL, "bad key=", NULL, 0, &pg, &err), AB_INVAL);
+    T_EQ_INT(f.p->ops->list(f.p, NULL, "bad key=", NULL, 0, &pg, &f.err), AB_INVAL);
     for (int i = 0; i < 3; i++)
-        T_OK(p->ops->destroy(p, h[i], &err));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+        T_OK(f.p->ops->destroy(f.p, h[i], &f.err));
+    fx_end(&f, false);
 }
 
 static void t_v1alpha1_cluster(void)
 {
     const char *args[] = {"--versions", "v1alpha1", NULL};
-    start(args);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    T_OK(p->ops->check(p, &err));
-    struct sbx_handle *h = NULL;
-    wait_pool_ready(p, 2);
-    if (create(p, "ab-alpha", &h, &err))
-        T_FAIL("create: %s", err.msg);
+    struct fx f;
+    fx_begin(&f, args, NULL, NULL);
+    T_OK(f.p->ops->check(f.p, &f.err));
+    wait_pool_ready(f.p, 2);
+    if (create(f.p, "ab-alpha", &f.h, &f.err))
+        T_FAIL("create: %s", f.err.msg);
     json_t *claim = tk8s_http(&C, "GET",
                               "/apis/extensions.agents.x-k8s.io/v1alpha1/namespaces/default/"
                               "sandboxclaims/ab-alpha",
@@ -509,29 +519,21 @@ static void t_v1alpha1_cluster(void)
     T_EQ_STR(json_string_value(json_object_get(spec, "warmpool")), "warm-pool");
     T_ASSERT(!json_object_get(spec, "warmPoolRef"));
     json_decref(claim);
-    T_ASSERT(h->warm);
-    char *out = run(p, h, "echo alpha", NULL);
+    T_ASSERT(f.h->warm);
+    char *out = run(f.p, f.h, "echo alpha", NULL);
     T_EQ_STR(out, "alpha\n");
     free(out);
-    T_OK(p->ops->destroy(p, h, &err));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, true);
 }
 
 static void t_check_without_crds(void)
 {
     const char *args[] = {"--no-crds", NULL};
-    start(args);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    T_EQ_INT(p->ops->check(p, &err), AB_UNSUPPORTED);
-    T_ASSERT(strstr(err.msg, "agent-sandbox is not installed"));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    struct fx f;
+    fx_begin(&f, args, NULL, NULL);
+    T_EQ_INT(f.p->ops->check(f.p, &f.err), AB_UNSUPPORTED);
+    T_ASSERT(strstr(f.err.msg, "agent-sandbox is not installed"));
+    fx_end(&f, false);
 }
 
 /* ---- connection modes ---- */
@@ -594,27 +596,17 @@ static void t_mode_gateway(void)
 
 static void t_mode_direct_without_pod_ip(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.send_pod_ip", "false", NULL);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-dns", &h, &err))
-        T_FAIL("create: %s", err.msg);
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.send_pod_ip=false"), "ab-dns");
     /* a warm-pool Sandbox has no Service: a DNS-resolving router cannot reach it */
     struct sbx_exec_req req = {.shell = "true"};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
-    T_EQ_INT(p->ops->exec(p, h, &req, &res, &err), AB_SANDBOX);
-    T_ASSERT(strstr(err.msg, "Could not connect to the backend sandbox"));
-    T_ASSERT(strstr(err.msg, "HTTP 502"));
+    T_EQ_INT(f.p->ops->exec(f.p, f.h, &req, &res, &f.err), AB_SANDBOX);
+    T_ASSERT(strstr(f.err.msg, "Could not connect to the backend sandbox"));
+    T_ASSERT(strstr(f.err.msg, "HTTP 502"));
     sbx_exec_result_cleanup(&res);
-    p->ops->release(p, h);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_mode_tunnel_with_fake_kubectl(void)
@@ -705,17 +697,10 @@ static void t_mode_tunnel_kubectl_fails(void)
 
 static void t_python_runtime_api_only(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.runtime_api", "python-runtime", NULL);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-py", &h, &err))
-        T_FAIL("create: %s", err.msg);
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.runtime_api=python-runtime"), "ab-py");
     int code = 0;
-    char *out = run(p, h, "echo 'it'\"'\"'s'; echo e >&2; exit 4", &code);
+    char *out = run(f.p, f.h, "echo 'it'\"'\"'s'; echo e >&2; exit 4", &code);
     T_EQ_STR(out, "it's\ne\n");
     T_EQ_INT(code, 4);
     free(out);
@@ -724,32 +709,29 @@ static void t_python_runtime_api_only(void)
                                .stdin_data = "input\n", .stdin_len = 6, .cwd = "/workspace"};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
-    T_OK(p->ops->exec(p, h, &req, &res, &err));
+    T_OK(f.p->ops->exec(f.p, f.h, &req, &res, &f.err));
     T_ASSERT(ab_starts_with(buf_cstr(&res.output), "input\nb a r\n/"));
     sbx_exec_result_cleanup(&res);
     struct sbx_exec_req slow = {.shell = "sleep 5", .timeout_ms = 300};
     sbx_exec_result_init(&res);
-    T_OK(p->ops->exec(p, h, &slow, &res, &err));
+    T_OK(f.p->ops->exec(f.p, f.h, &slow, &res, &f.err));
     T_ASSERT(res.timed_out);
     T_EQ_INT(res.exit_code, 124);
     sbx_exec_result_cleanup(&res);
-    T_OK(p->ops->write_file(p, h, "/workspace/x/y.txt", "py", 2, &err));
+    T_OK(f.p->ops->write_file(f.p, f.h, "/workspace/x/y.txt", "py", 2, &f.err));
     struct buf b;
     buf_init(&b, 100);
-    T_OK(p->ops->read_file(p, h, "/workspace/x/y.txt", 100, &b, &err));
+    T_OK(f.p->ops->read_file(f.p, f.h, "/workspace/x/y.txt", 100, &b, &f.err));
     T_EQ_STR(buf_cstr(&b), "py");
     buf_cleanup(&b);
     struct sbx_dirent *de;
     size_t n;
-    T_OK(p->ops->list_dir(p, h, "/workspace/x", &de, &n, &err));
+    T_OK(f.p->ops->list_dir(f.p, f.h, "/workspace/x", &de, &n, &f.err));
     T_EQ_INT(n, 1);
     T_EQ_STR(de[0].name, "y.txt");
     sbx_dirents_free(de, n);
-    T_EQ_INT(p->ops->write_file(p, h, "/etc/agentbox-nope", "x", 1, &err), AB_DENIED);
-    T_OK(p->ops->destroy(p, h, &err));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    T_EQ_INT(f.p->ops->write_file(f.p, f.h, "/etc/agentbox-nope", "x", 1, &f.err), AB_DENIED);
+    fx_end(&f, true);
 }
 
 /* ---- the router's bearer token ---- */
@@ -1013,56 +995,41 @@ static void t_router_token_never_sent_to_a_pod_ip(void)
 
 static void t_fault_api_500_and_429_recover(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
+    struct fx f;
+    fx_begin(&f, NULL, NULL, NULL);
     tk8s_fault(&C, "{\"errors\":[{\"path\":\"sandboxclaims\",\"status\":500,\"count\":2},"
                    "{\"path\":\"sandboxclaims\",\"status\":429,\"count\":1,\"retryAfter\":0},"
                    "{\"path\":\"sandboxclaims\",\"status\":503,\"count\":1,\"reset\":true}]}");
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-f500", &h, &err))
-        T_FAIL("create under 500s: %s", err.msg);
-    T_OK(p->ops->destroy(p, h, &err));
+    if (create(f.p, "ab-f500", &f.h, &f.err))
+        T_FAIL("create under 500s: %s", f.err.msg);
+    T_OK(f.p->ops->destroy(f.p, f.h, &f.err));
+    f.h = NULL;
     /* persistent 500s: a clear error, bounded */
     tk8s_fault(&C, "{\"errors\":[{\"path\":\"sandboxclaims\",\"status\":500,\"count\":100,"
                    "\"message\":\"etcdserver: leader changed\"}]}");
-    T_EQ_INT(create(p, "ab-f500b", &h, &err), AB_K8S);
-    T_ASSERT(strstr(err.msg, "etcdserver: leader changed"));
-    T_ASSERT(strstr(err.msg, "HTTP 500"));
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    T_EQ_INT(create(f.p, "ab-f500b", &f.h, &f.err), AB_K8S);
+    T_ASSERT(strstr(f.err.msg, "etcdserver: leader changed"));
+    T_ASSERT(strstr(f.err.msg, "HTTP 500"));
+    fx_end(&f, false);
 }
 
 static void t_fault_api_timeout_is_clear(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.request_timeout", "1s", NULL);
-    struct sbx_provider *p = provider(&cfg);
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.request_timeout=1s"), NULL);
     tk8s_fault(&C, "{\"hangs\":[{\"path\":\"sandboxclaims\",\"count\":100}]}");
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
     int64_t t0 = ab_mono_ms();
-    ab_status rc = create(p, "ab-hang", &h, &err);
+    ab_status rc = create(f.p, "ab-hang", &f.h, &f.err);
     T_ASSERT(rc == AB_TIMEOUT || rc == AB_K8S);
-    T_ASSERT(strstr(err.msg, "sandboxclaims"));
+    T_ASSERT(strstr(f.err.msg, "sandboxclaims"));
     T_ASSERT(ab_mono_ms() - t0 < 60000); /* bounded: never a hang */
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_fault_dropped_watch_and_410_recover(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
-    struct sbx_provider *p = provider(&cfg);
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.warm_pool=cold-pool"), NULL);
     tk8s_fault(&C, "{\"podStartDelayMs\":1500,\"goneNext\":1}");
     pid_t killer = fork();
     if (killer == 0) {
@@ -1072,103 +1039,72 @@ static void t_fault_dropped_watch_and_410_recover(void)
         }
         _exit(0);
     }
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-drop", &h, &err))
-        T_FAIL("create with dropped watches: %s", err.msg);
+    if (create(f.p, "ab-drop", &f.h, &f.err))
+        T_FAIL("create with dropped watches: %s", f.err.msg);
     waitpid(killer, NULL, 0);
-    char *out = run(p, h, "echo ok", NULL);
+    char *out = run(f.p, f.h, "echo ok", NULL);
     T_EQ_STR(out, "ok\n");
     free(out);
-    p->ops->release(p, h);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_fault_pod_never_ready(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    cfg_set(&cfg, "k8s.warm_pool", "cold-pool", NULL);
-    cfg_set(&cfg, "k8s.ready_timeout", "2s", NULL);
-    struct sbx_provider *p = provider(&cfg);
+    struct fx f;
+    fx_begin(&f, NULL, SETS("k8s.warm_pool=cold-pool", "k8s.ready_timeout=2s"), NULL);
     tk8s_fault(&C, "{\"neverReady\":true}");
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    T_EQ_INT(create(p, "ab-never", &h, &err), AB_TIMEOUT);
-    T_ASSERT(strstr(err.msg, "did not become Ready within 2 s"));
-    T_ASSERT(strstr(err.msg, "DependenciesNotReady"));
+    T_EQ_INT(create(f.p, "ab-never", &f.h, &f.err), AB_TIMEOUT);
+    T_ASSERT(strstr(f.err.msg, "did not become Ready within 2 s"));
+    T_ASSERT(strstr(f.err.msg, "DependenciesNotReady"));
     T_EQ_INT(nclaims(), 0); /* the failed claim was deleted */
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_fault_runtime_dies_mid_command(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-die", &h, &err))
-        T_FAIL("create: %s", err.msg);
-    char *out = run(p, h, "echo warmup", NULL); /* probe the runtime first */
+    struct fx f;
+    fx_begin(&f, NULL, NULL, "ab-die");
+    char *out = run(f.p, f.h, "echo warmup", NULL); /* probe the runtime first */
     free(out);
     tk8s_fault(&C, "{\"killRuntime\":{\"path\":\"/agentbox/v1/exec\",\"afterMs\":300,\"count\":1,"
                    "\"restartAfterMs\":300}}");
     struct sbx_exec_req req = {.shell = "echo started; sleep 10; echo never", .timeout_ms = 20000};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
-    ab_status rc = p->ops->exec(p, h, &req, &res, &err);
+    ab_status rc = f.p->ops->exec(f.p, f.h, &req, &res, &f.err);
     T_EQ_INT(rc, AB_SANDBOX);
-    if (!strstr(err.msg, "outcome is unknown") && !strstr(err.msg, "Could not connect"))
-        T_FAIL("unclear error: %s", err.msg);
+    if (!strstr(f.err.msg, "outcome is unknown") && !strstr(f.err.msg, "Could not connect"))
+        T_FAIL("unclear error: %s", f.err.msg);
     sbx_exec_result_cleanup(&res);
     /* after the "kubelet" restarts the container, calls work again */
     usleep(800000);
-    out = run(p, h, "echo back", NULL);
+    out = run(f.p, f.h, "echo back", NULL);
     T_EQ_STR(out, "back\n");
     free(out);
-    p->ops->release(p, h);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static void t_cancel_exec(void)
 {
-    start(NULL);
-    struct config cfg;
-    tk8s_config(&C, &cfg);
-    struct sbx_provider *p = provider(&cfg);
-    struct ab_err err;
-    struct sbx_handle *h = NULL;
-    if (create(p, "ab-cancel", &h, &err))
-        T_FAIL("create: %s", err.msg);
+    struct fx f;
+    fx_begin(&f, NULL, NULL, "ab-cancel");
     struct ab_cancel cancel;
     ab_cancel_init(&cancel);
-    pid_t f = fork();
-    if (f == 0)
+    pid_t child = fork();
+    if (child == 0)
         _exit(0);
-    waitpid(f, NULL, 0);
+    waitpid(child, NULL, 0);
     ab_cancel_fire(&cancel, "test");
     struct sbx_exec_req req = {.shell = "sleep 30", .cancel = &cancel};
     struct sbx_exec_result res;
     sbx_exec_result_init(&res);
     int64_t t0 = ab_mono_ms();
-    T_OK(p->ops->exec(p, h, &req, &res, &err));
+    T_OK(f.p->ops->exec(f.p, f.h, &req, &res, &f.err));
     T_ASSERT(res.cancelled);
     T_ASSERT(ab_mono_ms() - t0 < 20000);
     sbx_exec_result_cleanup(&res);
     ab_cancel_cleanup(&cancel);
-    p->ops->release(p, h);
-    p->ops->free(p);
-    cfg_cleanup(&cfg);
-    tk8s_stop(&C);
+    fx_end(&f, false);
 }
 
 static const struct t_case cases[] = {

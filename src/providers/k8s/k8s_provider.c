@@ -95,6 +95,20 @@ static const char *jpath_str(const json_t *o, const char *a, const char *b, cons
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* Does the array o[array] hold an object whose field is value? (API discovery documents.) */
+static bool lists(const json_t *o, const char *array, const char *field, const char *value)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(o, array), i, v)
+    {
+        const char *s = jpath_str(v, field, NULL, NULL);
+        if (s && strcmp(s, value) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---- API version discovery ---- */
 
 static ab_status discover(struct k8s_provider *p, struct ab_err *err)
@@ -117,17 +131,8 @@ static ab_status discover(struct k8s_provider *p, struct ab_err *err)
                           k8s_client_server(p->api), GE);
     if (rc)
         return rc;
-    bool beta = false, alpha = false;
-    size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(g, "versions"), i, v)
-    {
-        const char *ver = jpath_str(v, "version", NULL, NULL);
-        if (ver && strcmp(ver, "v1beta1") == 0)
-            beta = true;
-        if (ver && strcmp(ver, "v1alpha1") == 0)
-            alpha = true;
-    }
+    bool beta = lists(g, "versions", "version", "v1beta1");
+    bool alpha = lists(g, "versions", "version", "v1alpha1");
     json_decref(g);
     if (!beta && !alpha)
         return ab_err_set(err, AB_UNSUPPORTED,
@@ -883,15 +888,8 @@ static ab_status k8s_check(struct sbx_provider *base, struct ab_err *err)
     free(path);
     if (rc)
         return rc;
-    bool claims = false, pools = false;
-    size_t i;
-    const json_t *r;
-    json_array_foreach(json_object_get(res, "resources"), i, r)
-    {
-        const char *n = jpath_str(r, "name", NULL, NULL);
-        claims |= n && strcmp(n, "sandboxclaims") == 0;
-        pools |= n && strcmp(n, "sandboxwarmpools") == 0;
-    }
+    bool claims = lists(res, "resources", "name", "sandboxclaims");
+    bool pools = lists(res, "resources", "name", "sandboxwarmpools");
     json_decref(res);
     if (!claims)
         return ab_err_set(err, AB_UNSUPPORTED, "the SandboxClaim CRD is not installed "

@@ -1264,6 +1264,31 @@ static bool parse_rec(const char *d, size_t len, size_t *pos, struct rec *r)
     return true;
 }
 
+/* Every record in find's output, in order, into *recs (new; names point into out), and a
+ * zeroed array of as many elements of elem_size for the caller's own entries (returned, new).
+ * NULL when out of memory (then *recs is NULL and *n 0). */
+static void *parse_recs(const struct buf *out, size_t elem_size, struct rec **recs, size_t *n)
+{
+    const char *d = out->data ? out->data : "";
+    size_t pos = 0, count = 0;
+    struct rec r;
+    while (parse_rec(d, out->len, &pos, &r))
+        count++;
+    *n = 0;
+    *recs = calloc(count ? count : 1, sizeof(**recs));
+    void *entries = calloc(count ? count : 1, elem_size);
+    if (!*recs || !entries) {
+        free(*recs);
+        free(entries);
+        *recs = NULL;
+        return NULL;
+    }
+    pos = 0;
+    while (*n < count && parse_rec(d, out->len, &pos, &(*recs)[*n]))
+        (*n)++;
+    return entries;
+}
+
 /* Shell snippets (used inside ab_asprintf formats, hence the doubled %) that tell why a path
  * $p cannot be used, for the exit codes below. `test -e` is false both when a path is absent
  * and when a directory above it may not be searched (stat(2) fails with ENOENT or EACCES;
@@ -1384,8 +1409,12 @@ ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *
     return rc;
 }
 
-ab_status k8s_rt_list_dir(struct k8s_provider *p, struct sbx_handle *h, const char *path,
-                          struct sbx_dirent **ents, size_t *n, struct ab_err *err)
+/* `find "$p" <find_args>` in the directory path (as the caller named it), once the script
+ * has made sure it is a directory the sandbox user may list (else that error: missing, not a
+ * directory, permission denied). out gets find's NUL-separated records, *code the script's
+ * exit status (find_args may end with its own, e.g. `|| exit 9` for an incomplete walk). */
+static ab_status find_in_dir(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                             const char *find_args, struct buf *out, int *code, struct ab_err *err)
 {
     ab_status rc = probe_runtime(p, h, err);
     if (rc)
@@ -1395,38 +1424,45 @@ ab_status k8s_rt_list_dir(struct k8s_provider *p, struct sbx_handle *h, const ch
     char *script =
         ab_asprintf("p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING
                     "; fi; [ -d \"$p\" ] || exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
-                    "find \"$p\" -mindepth 1 -maxdepth 1 -printf %s 2>/dev/null",
-                    q, FIND_FMT_NAME);
-    struct buf out;
-    int code = 0;
-    rc = run_script(p, h, script, &out, &code, err);
+                    "find \"$p\" %s",
+                    q, find_args);
+    *code = 0;
+    rc = run_script(p, h, script, out, code, err);
     free(script);
     free(q);
     free(real);
     if (rc)
         return rc;
-    if (code == WHY_ABSENT || code == WHY_ISDIR || code == WHY_DENIED || code == WHY_NOTDIR) {
-        buf_cleanup(&out);
-        return code == WHY_ISDIR ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", path)
-                                 : why_status(code, path, err);
+    if (*code == WHY_ABSENT || *code == WHY_ISDIR || *code == WHY_DENIED || *code == WHY_NOTDIR) {
+        buf_cleanup(out);
+        return *code == WHY_ISDIR ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", path)
+                                  : why_status(*code, path, err);
     }
-    struct sbx_dirent *v = NULL;
-    size_t nv = 0, cap = 0, pos = 0;
-    struct rec r;
-    while (parse_rec(out.data ? out.data : "", out.len, &pos, &r)) {
-        if (nv == cap) {
-            cap = cap ? cap * 2 : 32;
-            struct sbx_dirent *nvv = realloc(v, cap * sizeof(*nvv));
-            if (!nvv) {
-                rc = AB_NOMEM;
-                break;
-            }
-            v = nvv;
-        }
-        v[nv].name = ab_strdup(r.name);
-        v[nv].st = r.st;
-        nv++;
+    return AB_OK;
+}
+
+ab_status k8s_rt_list_dir(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                          struct sbx_dirent **ents, size_t *n, struct ab_err *err)
+{
+    struct buf out;
+    int code;
+    ab_status rc =
+        find_in_dir(p, h, path, "-mindepth 1 -maxdepth 1 -printf " FIND_FMT_NAME " 2>/dev/null",
+                    &out, &code, err);
+    if (rc)
+        return rc;
+    struct rec *recs;
+    size_t nv;
+    struct sbx_dirent *v = parse_recs(&out, sizeof(*v), &recs, &nv);
+    if (!v)
+        rc = AB_NOMEM;
+    for (size_t i = 0; i < nv; i++) {
+        v[i].name = ab_strdup(recs[i].name);
+        v[i].st = recs[i].st;
+        if (!v[i].name)
+            rc = AB_NOMEM;
     }
+    free(recs);
     buf_cleanup(&out);
     if (rc) {
         sbx_dirents_free(v, nv);
@@ -1478,66 +1514,34 @@ ab_status k8s_rt_walk(struct k8s_provider *p, struct sbx_handle *h, const struct
                       struct ab_err *err)
 {
     *truncated = false;
-    ab_status rc = probe_runtime(p, h, err);
-    if (rc)
-        return rc;
-    char *real = to_real(p, h, req->root);
-    char *q = k8s_shquote(real);
-    char *script;
-    /* The root must be a directory we may list (else the caller's error); below it, a
-     * directory find cannot read makes find exit non-zero: the walk is then incomplete
-     * (core's fallback does the same with list_dir's AB_DENIED). */
-#define WALK_ROOT_CHECK                                                                            \
-    "p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING "; fi; [ -d \"$p\" ] || "  \
-    "exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
-    if (req->skip_dot_dirs)
-        script = ab_asprintf(WALK_ROOT_CHECK "find \"$p\" -mindepth 1 \\( -type d -name '.*' "
-                                             "-printf %s -prune \\) -o -printf %s 2>/dev/null || "
-                                             "exit 9; exit 0",
-                             q, FIND_FMT, FIND_FMT);
-    else
-        script = ab_asprintf(WALK_ROOT_CHECK "find \"$p\" -mindepth 1 -printf %s 2>/dev/null || "
-                                             "exit 9; exit 0",
-                             q, FIND_FMT);
-#undef WALK_ROOT_CHECK
+    /* Below the root, a directory find cannot read makes find exit non-zero: the walk is
+     * then incomplete (core's fallback does the same with list_dir's AB_DENIED). */
+    const char *args = req->skip_dot_dirs
+                           ? "-mindepth 1 \\( -type d -name '.*' -printf " FIND_FMT " -prune \\) "
+                             "-o -printf " FIND_FMT " 2>/dev/null || exit 9; exit 0"
+                           : "-mindepth 1 -printf " FIND_FMT " 2>/dev/null || exit 9; exit 0";
     struct buf out;
-    int code = 0;
-    rc = run_script(p, h, script, &out, &code, err);
-    free(script);
-    free(q);
-    free(real);
+    int code;
+    ab_status rc = find_in_dir(p, h, req->root, args, &out, &code, err);
     if (rc)
         return rc;
-    if (code == WHY_ABSENT || code == WHY_ISDIR || code == WHY_DENIED || code == WHY_NOTDIR) {
-        buf_cleanup(&out);
-        return code == WHY_ISDIR ? ab_err_set(err, AB_NOTDIR, "%s: not a directory", req->root)
-                                 : why_status(code, req->root, err);
-    }
     if (code == 9)
         *truncated = true;
-    struct wrec *v = NULL;
-    size_t nv = 0, cap = 0, pos = 0;
-    struct rec r;
-    while (!rc && parse_rec(out.data ? out.data : "", out.len, &pos, &r)) {
-        if (nv == cap) {
-            cap = cap ? cap * 2 : 256;
-            struct wrec *nw = realloc(v, cap * sizeof(*nw));
-            if (!nw) {
-                rc = AB_NOMEM;
-                break;
-            }
-            v = nw;
-        }
-        v[nv].rel = ab_strdup(r.name);
-        v[nv].st = r.st;
-        v[nv].idx = nv;
-        v[nv].taken = false;
-        const char *slash = strrchr(r.name, '/');
-        v[nv].parent_len = slash ? (size_t)(slash - r.name) : 0;
-        if (!v[nv].rel)
+    struct rec *recs;
+    size_t nv;
+    struct wrec *v = parse_recs(&out, sizeof(*v), &recs, &nv);
+    if (!v)
+        rc = AB_NOMEM;
+    for (size_t i = 0; i < nv; i++) {
+        const char *slash = strrchr(recs[i].name, '/');
+        v[i] = (struct wrec){.rel = ab_strdup(recs[i].name),
+                             .st = recs[i].st,
+                             .idx = i,
+                             .parent_len = slash ? (size_t)(slash - recs[i].name) : 0};
+        if (!v[i].rel)
             rc = AB_NOMEM;
-        nv++;
     }
+    free(recs);
     buf_cleanup(&out);
     struct sbx_walk_entry *res = NULL;
     size_t nres = 0;
