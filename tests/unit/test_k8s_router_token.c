@@ -3,7 +3,8 @@
  * (k8s.router_token, k8s.router_token_file, AGENTBOX_K8S_ROUTER_TOKEN, one of them only,
  * redacted by `agentbox config`), and the holder (router_token.c): trimming, refusing what an
  * HTTP header cannot carry, re-reading a changed file, a forced re-read after a 401, keeping
- * the last good token while the file is unreadable, and no token text in any error.
+ * the last good token while the file is unreadable, no token text in any error, and what
+ * `agentbox doctor` says about it.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "base/util.h"
 #include "config/config.h"
+#include "core/doctor.h"
 #include "providers/k8s/k8s.h"
 #include "providers/k8s/k8s_internal.h"
 #include "t.h"
@@ -200,11 +202,62 @@ static void t_file_reread_when_changed_or_forced(void)
     rm_tmp();
 }
 
+/* `agentbox doctor`'s line for the token, without a cluster (the API is unreachable). */
+static const struct doctor_check *doctor_token_line(struct doctor_report *r, const char *conn,
+                                                    const char *token, const char *file)
+{
+    struct config cfg;
+    struct ab_err err;
+    T_OK(cfg_init_defaults(&cfg, &err));
+    put(path_of("kc"), "current-context: t\nclusters: [{name: c, cluster: {server: "
+                       "'http://127.0.0.1:1'}}]\ncontexts: [{name: t, context: {cluster: c, "
+                       "user: u}}]\nusers: [{name: u, user: {token: x}}]\n");
+    T_OK(cfg_set(&cfg, "k8s.kubeconfig", path_of("kc"), &err));
+    T_OK(cfg_set(&cfg, "k8s.request_timeout", "1s", &err));
+    T_OK(cfg_set(&cfg, "k8s.connection", conn, &err));
+    T_OK(cfg_set(&cfg, "k8s.router_url", "http://127.0.0.1:1", &err));
+    T_OK(cfg_set(&cfg, "k8s.router_token", token, &err));
+    T_OK(cfg_set(&cfg, "k8s.router_token_file", file, &err));
+    doctor_report_init(r);
+    doctor_section(r, "k8s", true);
+    sbx_k8s_doctor(&cfg, r);
+    cfg_cleanup(&cfg);
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->checks[i].name, "router token") == 0)
+            return &r->checks[i];
+    return NULL;
+}
+
+static void t_doctor_says_where_the_token_comes_from(void)
+{
+    mkdir_tmp();
+    char nope[160];
+    snprintf(nope, sizeof(nope), "%s", path_of("nope"));
+    struct doctor_report r;
+    const struct doctor_check *c = doctor_token_line(&r, "direct", "", "");
+    T_ASSERT(c && c->result == DOCTOR_WARN);
+    T_ASSERT(strstr(c->fix, "k8s.router_token_file"));
+    doctor_report_cleanup(&r);
+    c = doctor_token_line(&r, "gateway", "the-token-1234", "");
+    T_ASSERT(c && c->result == DOCTOR_OK);
+    T_ASSERT(strstr(c->detail, "k8s.router_token") && !strstr(c->detail, "the-token"));
+    doctor_report_cleanup(&r);
+    c = doctor_token_line(&r, "tunnel", "", nope);
+    T_ASSERT(c && c->result == DOCTOR_FAIL);
+    T_ASSERT(strstr(c->detail, "cannot read k8s.router_token_file"));
+    doctor_report_cleanup(&r);
+    c = doctor_token_line(&r, "in-cluster", "", nope);
+    T_ASSERT(!c); /* no router in the way */
+    doctor_report_cleanup(&r);
+    rm_tmp();
+}
+
 static const struct t_case cases[] = {
     T_CASE(t_config_keys_env_exclusive_redacted),
     T_CASE(t_provider_refuses_a_bad_token_file_at_start),
     T_CASE(t_trimmed_and_checked),
     T_CASE(t_file_reread_when_changed_or_forced),
+    T_CASE(t_doctor_says_where_the_token_comes_from),
     {0},
 };
 T_MAIN(cases)

@@ -1,7 +1,8 @@
 /*
  * doctor.c - `agentbox doctor` for the agent-sandbox provider: can agentbox reach the
  * cluster, is agent-sandbox installed in a version it speaks, are the objects it names there,
- * may it do what it needs, and is the configured way to the sandbox runtimes usable.
+ * may it do what it needs, and is the configured way to the sandbox runtimes usable (and
+ * the sandbox-router's token, where a router is in the way).
  *
  * Each check is one or two API requests with a short deadline and no retries (a doctor
  * should answer in seconds, and a retry would hide flakiness the operator wants to see).
@@ -23,6 +24,7 @@
 
 #include "base/util.h"
 #include "providers/k8s/k8s_client.h"
+#include "providers/k8s/k8s_internal.h"
 
 #define GE                "extensions.agents.x-k8s.io"
 #define GA                "agents.x-k8s.io"
@@ -423,6 +425,33 @@ static void check_connection(struct kd *d, bool cluster_ok)
     }
 }
 
+/* The sandbox-router's bearer token, in the modes that go through a router: set, readable,
+ * sendable. The shipped router refuses to start without one unless told otherwise, so none
+ * is a warning, not a failure. */
+static void check_router_token(struct kd *d)
+{
+    const struct cfg_k8s *k = d->k;
+    if (k->connection && strcmp(k->connection, "in-cluster") == 0)
+        return;
+    struct k8s_rtok t;
+    struct ab_err err;
+    ab_err_clear(&err);
+    char src[400];
+    if (k8s_rtok_init(&t, k->router_token, k->router_token_file, &err))
+        doctor_add(d->r, DOCTOR_FAIL, "router token",
+                   "make it the sandbox-router's ROUTER_AUTH_TOKEN (examples/k8s/README.md)", "%s",
+                   err.msg);
+    else if (!k8s_rtok_configured(&t))
+        doctor_add(d->r, DOCTOR_WARN, "router token",
+                   "set k8s.router_token_file to the router's ROUTER_AUTH_TOKEN, unless it runs "
+                   "with ALLOW_UNAUTHENTICATED_ROUTER",
+                   "none set: the shipped sandbox-router answers 401 to requests without one");
+    else
+        doctor_add(d->r, DOCTOR_OK, "router token", NULL, "from %s",
+                   k8s_rtok_source(&t, src, sizeof(src)));
+    k8s_rtok_cleanup(&t);
+}
+
 void sbx_k8s_doctor(const struct config *cfg, struct doctor_report *r)
 {
     struct kd d = {.k = &cfg->k8s, .r = r};
@@ -441,5 +470,6 @@ void sbx_k8s_doctor(const struct config *cfg, struct doctor_report *r)
         doctor_add(r, DOCTOR_SKIP, "permissions", NULL, "not checked: %s", why);
     }
     check_connection(&d, cluster_ok);
+    check_router_token(&d);
     k8s_client_free(d.api);
 }
