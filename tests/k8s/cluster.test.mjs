@@ -128,3 +128,27 @@ test('terminal reasons', async () => {
   o = await waitClaim('t3', (x) => readyCond(x));
   assert.equal(readyCond(o).reason, 'ClaimExpired');
 });
+
+test('router auth: the shipped router\'s 401 texts, rotation through the admin API', async () => {
+  const hdr = { 'X-Sandbox-ID': 'nope', 'content-type': 'application/json' };
+  const post = (extra) => fetch(`${c.info.router}/execute`, { method: 'POST', headers: { ...hdr, ...extra }, body: '{}' });
+  const rotate = (t) => k('POST', '/_admin/faults', { routerToken: t });
+  try {
+    await rotate('tok-1');
+    let r = await post({});
+    assert.equal(r.status, 401);
+    assert.deepEqual(await r.json(), { detail: 'Missing or invalid Authorization header.' });
+    r = await post({ authorization: 'Bearer tok-2' });
+    assert.equal(r.status, 401);
+    assert.deepEqual(await r.json(), { detail: 'Invalid token.' });
+    r = await post({ authorization: 'Bearer tok-1' });
+    assert.equal(r.status, 502); // authenticated: on to routing (no such sandbox)
+    assert.equal((await fetch(`${c.info.router}/healthz`)).status, 200); // never needs the token
+    await rotate('tok-2');
+    assert.equal((await post({ authorization: 'Bearer tok-1' })).status, 401);
+    assert.equal((await post({ authorization: 'Bearer tok-2' })).status, 502);
+  } finally {
+    await rotate(null);
+  }
+  assert.equal((await post({})).status, 502);
+});
