@@ -5,7 +5,10 @@
  *   2. provider exec through the router (k8s.connection direct) and to the pod IP
  *      (in-cluster): the same command through sbx_provider->exec;
  *   3. claim-to-ready: create() until Ready through the emulated controller, warm (adopting a
- *      pool Sandbox) and cold (replicas: 0 pool, a new runtime process per claim).
+ *      pool Sandbox) and cold (replicas: 0 pool, a new runtime process per claim);
+ *   4. what the router's bearer token adds to a request through a router: a stat(2) of the
+ *      token file and the header string (the router itself wants the token, as the shipped
+ *      one does, so 2's router figure includes it).
  * Prints medians and p90 in microseconds. Loopback only; bounded iteration counts.
  * Run: bench/k8s/run.sh (builds against build/ and prints the table).
  */
@@ -146,6 +149,26 @@ static void claim_to_ready(struct tk8s *c, struct config *cfg, const char *pool,
     p->ops->free(p);
 }
 
+static void token_header_cost(const char *file)
+{
+    struct k8s_rtok t;
+    struct ab_err err;
+    if (k8s_rtok_init(&t, NULL, file, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    enum { N = 100000 };
+    int64_t t0 = ab_mono_us();
+    for (int i = 0; i < N; i++) {
+        char *hdr = NULL;
+        k8s_rtok_header(&t, false, &hdr, NULL, &err);
+        k8s_rtok_header_free(hdr);
+    }
+    printf("%-58s n=%-6d mean=%8.2f us\n", "router token header (token file unchanged)", N,
+           (double)(ab_mono_us() - t0) / N);
+    k8s_rtok_cleanup(&t);
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 200;
@@ -154,6 +177,7 @@ int main(int argc, char **argv)
     tk8s_start(&c, args);
     struct config cfg;
     tk8s_config(&c, &cfg);
+    token_header_cost(tk8s_router_token_file(&c));
     /* a pod to aim direct requests at */
     struct sbx_provider *p;
     struct ab_err err;
