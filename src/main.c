@@ -27,18 +27,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/config.h"
-#include "core/audit.h"
 #include "core/doctor.h"
-#include "core/metrics.h"
-#include "core/policy.h"
 #include "core/registry.h"
 #include "mcp/server.h"
 #include "providers/k8s/k8s.h"
 #include "providers/local/local.h"
-#include "tools/tools.h"
 #include "transport/http.h"
 #include "transport/stdio.h"
 
@@ -193,14 +190,6 @@ static int load_config(const struct cli *cli, struct config *cfg)
     return 0;
 }
 
-static const char default_instructions[] =
-    "agentbox runs commands and edits files in an isolated Linux sandbox that belongs to this "
-    "conversation thread; it is created on first use and keeps its files between calls. Use "
-    "execute for shell commands and execute_python for Python, read/write/edit for files, "
-    "ls/glob/grep to explore (grep is literal, not regex), upload/download to move files in "
-    "and out. Relative paths are under the workspace directory. The sandbox has no network "
-    "unless the operator enabled it.";
-
 /* `agentbox health URL`: a dependency-free HTTP GET for container HEALTHCHECKs (the slim
  * image has no curl). Plain http to an IP or name, 5 s timeout, exit 0 on status 200. */
 static int cmd_health(const char *url)
@@ -277,171 +266,30 @@ static int cmd_doctor(const struct config *cfg)
     return rc;
 }
 
-/* Everything serve builds, torn down in reverse order. */
-struct app {
-    struct config *cfg;
-    struct sbx_provider *provider;
-    struct sbx_registry *registry;
-    struct policy *policy;
-    struct audit *audit;
-    struct ab_metrics *metrics;
-    struct mcp_server *srv;
-    struct tools_ctx tools;
-};
-
-static const char *call_result_name(const struct mcp_call_report *r)
-{
-    if (r->cancelled)
-        return "cancelled";
-    if (r->invalid_arguments)
-        return "invalid_arguments";
-    const char *decision = json_string_value(json_object_get(r->notes, "decision"));
-    if (r->quota_refused || (decision && (strcmp(decision, "deny") == 0 ||
-                                          strcmp(decision, "quota") == 0 ||
-                                          (ab_starts_with(decision, "ask:") &&
-                                           strcmp(decision, "ask:accept") != 0))))
-        return "denied";
-    return r->is_error ? "error" : "ok";
-}
-
-static uint64_t result_bytes(const json_t *result)
-{
-    uint64_t n = 0;
-    size_t i;
-    const json_t *b;
-    json_array_foreach(json_object_get(result, "content"), i, b)
-    {
-        n += json_string_length(json_object_get(b, "text"));
-        n += json_string_length(json_object_get(b, "data"));
-        const json_t *res = json_object_get(b, "resource");
-        n += json_string_length(json_object_get(res, "text"));
-        n += json_string_length(json_object_get(res, "blob"));
-    }
-    return n;
-}
-
-/* The MCP observer: metrics and the audit log see every finished tool call. */
-static void observe_call(void *arg, const struct mcp_call_report *r)
-{
-    struct app *app = arg;
-    const char *result = call_result_name(r);
-    metrics_observe_call(app->metrics, r->tool, result, (double)r->duration_us / 1e6);
-    if (app->audit) {
-        struct audit_record rec = {
-            .time_ms = ab_wall_ms(),
-            .principal = r->principal,
-            .session = r->session_id,
-            .thread = json_string_value(json_object_get(r->notes, "thread")),
-            .sandbox = json_string_value(json_object_get(r->notes, "sandbox")),
-            .tool = r->tool,
-            .args = r->arguments,
-            .result = result,
-            .bytes = r->result ? result_bytes(r->result) : 0,
-            .duration_us = r->duration_us,
-            .decision = r->quota_refused
-                            ? "quota"
-                            : json_string_value(json_object_get(r->notes, "decision")),
-        };
-        audit_write(app->audit, &rec);
-    }
-}
-
-static void app_cleanup(struct app *app)
-{
-    if (app->srv && mcp_server_inflight(app->srv) > 0) {
-        /* A tool ignored cancellation past every drain: its thread still uses the server,
-         * the registry and the provider. The process is exiting; leave them to the kernel
-         * rather than free memory under a running thread. */
-        AB_LOG_WARN("server.exit_with_calls", "calls=%lld",
-                    (long long)mcp_server_inflight(app->srv));
-        return;
-    }
-    mcp_server_free(app->srv);
-    sbx_registry_free(app->registry);
-    if (app->provider)
-        app->provider->ops->free(app->provider);
-    policy_free(app->policy);
-    audit_close(app->audit);
-    metrics_free(app->metrics);
-}
-
-/* Build provider, registry, policy, audit, metrics and the MCP server. 0 or an exit code. */
-static int app_init(struct app *app, struct config *cfg)
+/* The configured sandbox provider, then everything app_init builds on it. 0 or an exit code
+ * (app_cleanup runs in either case). */
+static int serve_init(struct app *app, struct config *cfg)
 {
     struct ab_err err;
     ab_err_clear(&err);
     memset(app, 0, sizeof(*app));
-    app->cfg = cfg;
-    ab_status rc;
+    struct sbx_provider *provider = NULL;
+    ab_status st;
     const char *kind = cfg->sandbox.provider;
     if (strcmp(kind, "local") == 0)
-        rc = sbx_local_new(cfg, &app->provider, &err);
+        st = sbx_local_new(cfg, &provider, &err);
     else
-        rc = sbx_k8s_new(cfg, &app->provider, &err);
-    if (rc) {
+        st = sbx_k8s_new(cfg, &provider, &err);
+    if (st) {
         /* Never serve tools without a working sandbox: say why and how to fix it. */
         AB_LOG_ERROR("provider.unavailable", "provider=%s", kind);
         fprintf(stderr, "agentbox: the %s sandbox provider cannot start: %s\n", kind, err.msg);
         return 1;
     }
-    struct sbx_registry_opts ro = {
-        .provider = app->provider,
-        .ttl_s = cfg->sandbox.ttl_s,
-        .idle_ttl_s = cfg->sandbox.idle_ttl_s,
-        .reap_interval_s = cfg->sandbox.reap_interval_s,
-        .create_timeout_s = cfg->sandbox.create_timeout_s,
-        .pool_size = cfg->sandbox.pool.size,
-        .max_per_principal = cfg->quotas.max_sandboxes,
-    };
-    if (sbx_registry_new(&ro, &app->registry, &err)) {
+    int rc = app_init(app, cfg, provider, &err);
+    if (rc)
         fprintf(stderr, "agentbox: %s\n", err.msg);
-        return 1;
-    }
-    if (policy_new(cfg, &app->policy, &err)) {
-        fprintf(stderr, "agentbox: %s\n", err.msg);
-        return 2;
-    }
-    if (cfg->audit.path && *cfg->audit.path &&
-        audit_open(cfg->audit.path, cfg->audit.max_bytes, (int)cfg->audit.keep, &app->audit,
-                   &err)) {
-        fprintf(stderr, "agentbox: %s\n", err.msg);
-        return 2;
-    }
-    app->metrics = metrics_new(app->provider->ops->kind);
-
-    struct mcp_server_opts so = {
-        .name = "agentbox",
-        .title = "agentbox sandboxes",
-        .version = AGENTBOX_VERSION,
-        .instructions = cfg->mcp.instructions && *cfg->mcp.instructions ? cfg->mcp.instructions
-                                                                         : default_instructions,
-        .page_size = cfg->mcp.page_size,
-        .max_inflight = cfg->mcp.max_inflight,
-        .max_per_principal = cfg->quotas.max_concurrent_calls,
-        .fixtures = cfg->conformance_fixtures,
-        .app = app,
-    };
-    if (mcp_server_new(&so, &app->srv, &err)) {
-        fprintf(stderr, "agentbox: %s\n", err.msg);
-        return 1;
-    }
-    app->tools = (struct tools_ctx){
-        .cfg = cfg,
-        .registry = app->registry,
-        .provider = app->provider,
-        .policy = app->policy,
-    };
-    if (tools_register_all(app->srv, &app->tools, &err)) {
-        fprintf(stderr, "agentbox: %s\n", err.msg);
-        return 1;
-    }
-    mcp_server_set_observer(app->srv, observe_call, app);
-    if (cfg->conformance_fixtures)
-        AB_LOG_WARN("server.fixtures", "conformance fixtures are registered (test scaffolding)");
-    AB_LOG_INFO("server.ready", "provider=%s pool=%lld policy=%s audit=%s", kind,
-                (long long)cfg->sandbox.pool.size, policy_active(app->policy) ? "on" : "off",
-                app->audit ? cfg->audit.path : "off");
-    return 0;
+    return rc;
 }
 
 /* GET /metrics on the HTTP transport: its own figures plus what metrics_render pulls. */
@@ -476,7 +324,7 @@ static int cmd_serve(const struct cli *cli, struct config *cfg)
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
     struct app app;
-    int rc = app_init(&app, cfg);
+    int rc = serve_init(&app, cfg);
     if (rc) {
         app_cleanup(&app);
         if (sfd >= 0)

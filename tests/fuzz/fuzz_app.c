@@ -1,9 +1,11 @@
 /*
  * fuzz_app.c - see fuzz_app.h.
  *
- * Limits are set low (small uploads, reads and outputs, at most four sandboxes per
- * principal) so each input runs in microseconds and the quota paths are reachable; the
- * policy has a rule of every kind so refusals and the elicitation flow are fuzzed too.
+ * The server itself is src/app.c's, built around the fuzzbox provider. Limits are set low
+ * (small uploads, reads and outputs, small tools/list pages, at most four sandboxes per
+ * principal) so each input runs in microseconds and the quota and pagination paths are
+ * reachable; the policy has a rule of every kind so refusals and the elicitation flow are
+ * fuzzed too.
  */
 #include "fuzz_app.h"
 
@@ -35,6 +37,7 @@ static const char *const fuzz_sets[] = {
     "audit.max_bytes", "64KiB",
     "audit.keep", "2",
     "mcp.max_inflight", "64",
+    "mcp.page_size", "5", /* small pages: tools/list pagination is reachable */
     NULL,
 };
 
@@ -48,36 +51,6 @@ static void apply(struct config *cfg, const char *const *sets)
         }
 }
 
-static const char *result_name(const struct mcp_call_report *r)
-{
-    if (r->cancelled)
-        return "cancelled";
-    if (r->invalid_arguments)
-        return "invalid_arguments";
-    return r->quota_refused ? "denied" : r->is_error ? "error" : "ok";
-}
-
-/* What src/main.c's observer does: metrics and one audit line per call. */
-static void observe(void *arg, const struct mcp_call_report *r)
-{
-    struct fuzz_app *app = arg;
-    metrics_observe_call(app->metrics, r->tool, result_name(r), (double)r->duration_us / 1e6);
-    struct audit_record rec = {
-        .time_ms = ab_wall_ms(),
-        .principal = r->principal,
-        .session = r->session_id,
-        .thread = json_string_value(json_object_get(r->notes, "thread")),
-        .sandbox = json_string_value(json_object_get(r->notes, "sandbox")),
-        .tool = r->tool,
-        .args = r->arguments,
-        .result = result_name(r),
-        .bytes = 0,
-        .duration_us = r->duration_us,
-        .decision = json_string_value(json_object_get(r->notes, "decision")),
-    };
-    audit_write(app->audit, &rec);
-}
-
 void fuzz_app_init(struct fuzz_app *app, const char *const *extra_sets)
 {
     memset(app, 0, sizeof(*app));
@@ -88,70 +61,39 @@ void fuzz_app_init(struct fuzz_app *app, const char *const *extra_sets)
     app->root = hostdir_mkdtemp();
     if (!app->root || cfg_init_defaults(&app->cfg, &err))
         abort();
-    apply(&app->cfg, fuzz_sets);
-    apply(&app->cfg, extra_sets);
     char *audit_path = ab_asprintf("%s/audit.log", app->root);
     char *boxes = ab_asprintf("%s/boxes", app->root);
-    if (mkdir(boxes, 0755) < 0 || fuzzbox_new(boxes, &app->provider, &err))
+    const char *const root_sets[] = {"audit.path", audit_path, NULL};
+    apply(&app->cfg, root_sets);
+    apply(&app->cfg, fuzz_sets);
+    apply(&app->cfg, extra_sets);
+    struct sbx_provider *provider = NULL;
+    if (mkdir(boxes, 0755) < 0 || fuzzbox_new(boxes, &provider, &err))
         abort();
-    struct sbx_registry_opts ro = {
-        .provider = app->provider,
-        .idle_ttl_s = app->cfg.sandbox.idle_ttl_s,
-        .create_timeout_s = app->cfg.sandbox.create_timeout_s,
-        .max_per_principal = app->cfg.quotas.max_sandboxes,
-    };
-    if (sbx_registry_new(&ro, &app->registry, &err) || policy_new(&app->cfg, &app->policy, &err) ||
-        audit_open(audit_path, app->cfg.audit.max_bytes, (int)app->cfg.audit.keep, &app->audit,
-                   &err)) {
-        fprintf(stderr, "fuzz_app: %s\n", err.msg);
-        abort();
-    }
     free(audit_path);
     free(boxes);
-    app->metrics = metrics_new(app->provider->ops->kind);
-    struct mcp_server_opts so = {
-        .name = "agentbox",
-        .version = "fuzz",
-        .page_size = 5, /* small pages: tools/list pagination is reachable */
-        .max_inflight = app->cfg.mcp.max_inflight,
-        .max_per_principal = app->cfg.quotas.max_concurrent_calls,
-        .app = app,
-    };
-    if (mcp_server_new(&so, &app->srv, &err))
-        abort();
-    app->tools = (struct tools_ctx){
-        .cfg = &app->cfg,
-        .registry = app->registry,
-        .provider = app->provider,
-        .policy = app->policy,
-    };
-    if (tools_register_all(app->srv, &app->tools, &err)) {
+    if (app_init(&app->base, &app->cfg, provider, &err)) {
         fprintf(stderr, "fuzz_app: %s\n", err.msg);
         abort();
     }
-    mcp_server_set_observer(app->srv, observe, app);
 }
 
 void fuzz_app_reset(struct fuzz_app *app)
 {
     struct sbx_list_page page;
     struct ab_err err;
-    if (sbx_registry_list(app->registry, NULL, NULL, NULL, 0, &page, &err))
+    struct sbx_registry *registry = app->base.registry;
+    if (sbx_registry_list(registry, NULL, NULL, NULL, 0, &page, &err))
         return;
     for (size_t i = 0; i < page.n; i++)
-        sbx_registry_delete(app->registry, page.items[i].principal, page.items[i].name, &err);
+        sbx_registry_delete(registry, page.items[i].principal, page.items[i].name, &err);
     sbx_list_page_cleanup(&page);
 }
 
 void fuzz_app_cleanup(struct fuzz_app *app)
 {
     fuzz_app_reset(app);
-    mcp_server_free(app->srv);
-    sbx_registry_free(app->registry);
-    app->provider->ops->free(app->provider);
-    policy_free(app->policy);
-    audit_close(app->audit);
-    metrics_free(app->metrics);
+    app_cleanup(&app->base);
     cfg_cleanup(&app->cfg);
     hostdir_rmtree(app->root);
     free(app->root);

@@ -2,30 +2,19 @@
  * fuzz_app.h - the whole agentbox server, in-process, for the end-to-end fuzz targets
  * (JSON-RPC over the stdio transport, and Streamable HTTP): configuration, the fuzzbox
  * provider, registry, policy (every kind of rule), audit log (with rotation), metrics, the
- * MCP server with every agentbox tool, and the call observer, wired the way src/main.c
- * wires them.
+ * MCP server with every agentbox tool, and the call observer: src/app.c's wiring, the
+ * same the command line serves.
  */
 #ifndef AB_TEST_FUZZ_APP_H
 #define AB_TEST_FUZZ_APP_H
 
+#include "app.h"
 #include "config/config.h"
-#include "core/audit.h"
-#include "core/metrics.h"
-#include "core/policy.h"
-#include "core/registry.h"
-#include "mcp/server.h"
-#include "tools/tools.h"
 
 struct fuzz_app {
     char *root; /* host temporary directory: sandboxes and the audit log */
     struct config cfg;
-    struct sbx_provider *provider;
-    struct sbx_registry *registry;
-    struct policy *policy;
-    struct audit *audit;
-    struct ab_metrics *metrics;
-    struct mcp_server *srv;
-    struct tools_ctx tools;
+    struct app base; /* the server, wired by app_init exactly as src/main.c serves it */
 };
 
 /* Build everything; extra_sets is a NULL-terminated list of "key", "value" pairs applied

@@ -62,7 +62,7 @@ static void *serve(void *arg)
     struct http_hooks hooks = {.listening = on_listening};
     struct ab_err err;
     ab_err_clear(&err);
-    ab_status rc = http_serve_ex(app.srv, &app.cfg, stop_pipe[0], &hooks, &err);
+    ab_status rc = http_serve_ex(app.base.srv, &app.cfg, stop_pipe[0], &hooks, &err);
     FUZZ_CHECK(rc == AB_OK, "http_serve_ex: %s", err.msg);
     pthread_mutex_lock(&lock);
     port = port ? port : -1;

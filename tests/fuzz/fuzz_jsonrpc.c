@@ -59,7 +59,7 @@ static void *serve(void *arg)
 {
     struct server_thread *t = arg;
     ab_err_clear(&t->err);
-    t->rc = stdio_serve(app.srv, &t->o, &t->err);
+    t->rc = stdio_serve(app.base.srv, &t->o, &t->err);
     return NULL;
 }
 
@@ -154,7 +154,7 @@ static void send_line(struct reader *r, int fd, const char *line, size_t len)
         scan(r);
     }
     deadline = ab_mono_ms() + 100;
-    while (mcp_server_inflight(app.srv) > 0 && ab_mono_ms() < deadline) {
+    while (mcp_server_inflight(app.base.srv) > 0 && ab_mono_ms() < deadline) {
         pause_us(50);
         scan(r);
     }
@@ -194,8 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pthread_join(tid, NULL);
     close(pipefd[0]);
     FUZZ_CHECK(st.rc == AB_OK, "stdio_serve: %s", st.err.msg);
-    FUZZ_CHECK(mcp_server_inflight(app.srv) == 0, "%lld calls still in flight",
-               (long long)mcp_server_inflight(app.srv));
+    FUZZ_CHECK(mcp_server_inflight(app.base.srv) == 0, "%lld calls still in flight",
+               (long long)mcp_server_inflight(app.base.srv));
 
     off_t oend = lseek(out, 0, SEEK_END);
     char *text = malloc((size_t)oend + 1);
