@@ -207,6 +207,40 @@ ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, co
     return rc;
 }
 
+ab_status fsops__open(const struct fsops_env *env, struct fsops_str path, bool absent_ok,
+                      enum fsops_access access, char **abs, struct fsops_result *res)
+{
+    bool allowed = false;
+    ab_status rc = fsops__resolve(env, path, absent_ok, abs, res);
+    if (rc || !*abs)
+        return rc;
+    rc = fsops__check(env, access, *abs, &allowed, res);
+    if (rc || !allowed) {
+        free(*abs);
+        *abs = NULL;
+    }
+    return rc;
+}
+
+ab_status fsops__stat(const struct fsops_env *env, const char *abs, struct sbx_stat *st,
+                      struct ab_err *perr)
+{
+    ab_err_clear(perr);
+    ab_status rc = env->p->ops->stat(env->p, env->h, abs, st, perr);
+    if (!rc && st->target_type == SBX_FT_NONE)
+        rc = AB_NOTFOUND; /* a dangling symlink: os.stat raises FileNotFoundError */
+    return rc;
+}
+
+ab_status fsops__infra_pass(ab_status src, const struct ab_err *perr, struct ab_err *err)
+{
+    if (!fsops__infra(src))
+        return AB_OK;
+    if (err)
+        *err = *perr;
+    return src;
+}
+
 bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs,
                           struct fsops_result *res)
 {
@@ -535,23 +569,16 @@ ab_status fsops_ls(const struct fsops_env *env, struct fsops_str path, struct fs
     struct sbx_dirent *ents = NULL;
     size_t n = 0;
     char **paths = NULL;
-    bool allowed;
-    ab_status rc = fsops__resolve(env, path, true, &abs, res);
+    ab_status rc = fsops__open(env, path, true, FSOPS_ACCESS_READ, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_READ, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
     struct ab_err perr;
     ab_err_clear(&perr);
     ab_status lrc = env->p->ops->list_dir(env->p, env->h, abs, &ents, &n, &perr);
     if (lrc) {
-        if (fsops__infra(lrc)) {
-            if (err)
-                *err = perr;
-            rc = lrc;
+        rc = fsops__infra_pass(lrc, &perr, err);
+        if (rc)
             goto out;
-        }
         /* BaseSandbox ls: LsResult(error=f"Path '{path}': {code}"), tool adds "Error: " */
         const char *code = lrc == AB_NOTFOUND ? "path_not_found"
                            : lrc == AB_NOTDIR ? "not_a_directory"
@@ -604,24 +631,17 @@ ab_status fsops_write(const struct fsops_env *env, struct fsops_str path, struct
                       struct fsops_result *res, struct ab_err *err)
 {
     char *abs = NULL;
-    bool allowed;
-    ab_status rc = fsops__resolve(env, path, false, &abs, res);
+    ab_status rc = fsops__open(env, path, false, FSOPS_ACCESS_WRITE, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_WRITE, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
     struct ab_err perr;
     ab_err_clear(&perr);
     ab_status wrc = env->p->ops->write_file(env->p, env->h, abs, content.ptr ? content.ptr : "",
                                             content.len, &perr);
     if (wrc) {
-        if (fsops__infra(wrc)) {
-            if (err)
-                *err = perr;
-            rc = wrc;
+        rc = fsops__infra_pass(wrc, &perr, err);
+        if (rc)
             goto out;
-        }
         /* BaseSandbox.write: WriteResult(error=f"Failed to write file '{file_path}':
          * {response.error}"), passed through without an "Error: " prefix. */
         const char *code = fsops__file_error_code(wrc);
@@ -686,9 +706,7 @@ ab_status fsops_upload(const struct fsops_env *env, const struct fsops_upload_fi
             ab_err_clear(&perr);
             ab_status wrc =
                 env->p->ops->write_file(env->p, env->h, abs, data ? data : "", blen, &perr);
-            if (wrc && fsops__infra(wrc)) {
-                if (err)
-                    *err = perr;
+            if (fsops__infra_pass(wrc, &perr, err)) {
                 free(abs);
                 free(bytes);
                 return wrc;
@@ -752,20 +770,15 @@ ab_status fsops_download(const struct fsops_env *env, const struct fsops_str *pa
         } else {
             struct sbx_stat st;
             struct ab_err perr;
-            ab_err_clear(&perr);
-            ab_status src = env->p->ops->stat(env->p, env->h, abs, &st, &perr);
+            ab_status src = fsops__stat(env, abs, &st, &perr);
             if (!src && st.target_type == SBX_FT_DIR)
                 src = AB_ISDIR;
-            else if (!src && st.target_type == SBX_FT_NONE)
-                src = AB_NOTFOUND; /* dangling symlink */
             else if (!src && st.target_type != SBX_FT_FILE)
                 code = "not_a_file";
             if (!src && !code)
                 src = env->p->ops->read_file(env->p, env->h, abs, lim->download_max_bytes, &data,
                                              &perr);
-            if (src && fsops__infra(src)) {
-                if (err)
-                    *err = perr;
+            if (fsops__infra_pass(src, &perr, err)) {
                 buf_cleanup(&data);
                 free(abs);
                 return src;

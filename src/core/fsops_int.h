@@ -36,9 +36,23 @@ ab_status fsops__resolve(const struct fsops_env *env, struct fsops_str path, boo
 /* The policy seam. Returns AB_OK with *allowed set; when refused, res holds the refusal. */
 ab_status fsops__check(const struct fsops_env *env, enum fsops_access access, const char *abs,
                        bool *allowed, struct fsops_result *res);
+/* fsops__resolve, then fsops__check: AB_OK with *abs set (new) when the operation may go
+ * on; AB_OK with *abs NULL when res holds the path error or the refusal; or AB_NOMEM. */
+ab_status fsops__open(const struct fsops_env *env, struct fsops_str path, bool absent_ok,
+                      enum fsops_access access, char **abs, struct fsops_result *res);
 /* Same, for per-file ops: true when allowed (the refusal text is discarded). */
 bool fsops__allowed_quiet(const struct fsops_env *env, enum fsops_access access, const char *abs,
                           struct fsops_result *res);
+
+/* The provider's stat of abs (perr cleared first), with a dangling symlink (target type
+ * NONE) reported as AB_NOTFOUND. */
+ab_status fsops__stat(const struct fsops_env *env, const char *abs, struct sbx_stat *st,
+                      struct ab_err *perr);
+
+/* When src is a sandbox or server failure (fsops__infra): copy its detail perr into err
+ * (when err is not NULL) and return src, for the caller to return. Otherwise AB_OK: the
+ * caller reports src to the model in res. */
+ab_status fsops__infra_pass(ab_status src, const struct ab_err *perr, struct ab_err *err);
 
 /* Append s with each invalid UTF-8 byte replaced by U+FFFD. */
 ab_status fsops__utf8_sanitize(struct buf *out, const char *s, size_t len);

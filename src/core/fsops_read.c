@@ -526,25 +526,18 @@ ab_status fsops_read(const struct fsops_env *env, struct fsops_str path, int64_t
 {
     const struct cfg_tools *lim = fsops__limits(env);
     char *abs = NULL;
-    bool allowed;
     struct buf data;
     buf_init(&data, (size_t)-1);
     struct page pg;
     memset(&pg, 0, sizeof(pg));
     buf_init(&pg.text, READ_PAGE_BYTES + 1024);
-    ab_status rc = fsops__resolve(env, path, false, &abs, res);
+    ab_status rc = fsops__open(env, path, false, FSOPS_ACCESS_READ, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_READ, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
 
     struct sbx_stat st;
     struct ab_err perr;
-    ab_err_clear(&perr);
-    ab_status src = env->p->ops->stat(env->p, env->h, abs, &st, &perr);
-    if (!src && st.target_type == SBX_FT_NONE)
-        src = AB_NOTFOUND; /* dangling symlink: os.stat raises FileNotFoundError */
+    ab_status src = fsops__stat(env, abs, &st, &perr);
     enum fsops_ftype ft = fsops__file_type(abs);
     uint64_t cap = ft == FSOPS_FT_TEXT ? lim->read_max_bytes : lim->read_max_binary_bytes;
     if (!src && st.target_type != SBX_FT_FILE)
@@ -554,12 +547,9 @@ ab_status fsops_read(const struct fsops_env *env, struct fsops_str path, int64_t
         src = env->p->ops->read_file(env->p, env->h, abs, cap, &data, &perr);
     }
     if (src) {
-        if (fsops__infra(src)) {
-            if (err)
-                *err = perr;
-            rc = src;
+        rc = fsops__infra_pass(src, &perr, err);
+        if (rc)
             goto out;
-        }
         /* BaseSandbox read: ReadResult(error=f"File '{file_path}': {code}") + "Error: " */
         if (src == AB_LIMIT && ft != FSOPS_FT_TEXT)
             rc = fsops__fail(res,
@@ -689,7 +679,6 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
 {
     const struct cfg_tools *lim = fsops__limits(env);
     char *abs = NULL;
-    bool allowed;
     struct buf data, out, vo[2], vn[2];
     buf_init(&data, lim->read_max_bytes);
     buf_init(&out, lim->read_max_bytes);
@@ -698,19 +687,13 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
         buf_init(&vn[i], (size_t)-1);
     }
     const char *old_p = old_s.ptr ? old_s.ptr : "", *new_p = new_s.ptr ? new_s.ptr : "";
-    ab_status rc = fsops__resolve(env, path, false, &abs, res);
+    ab_status rc = fsops__open(env, path, false, FSOPS_ACCESS_WRITE, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_WRITE, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
 
     struct sbx_stat st;
     struct ab_err perr;
-    ab_err_clear(&perr);
-    ab_status src = env->p->ops->stat(env->p, env->h, abs, &st, &perr);
-    if (!src && st.target_type == SBX_FT_NONE)
-        src = AB_NOTFOUND;
+    ab_status src = fsops__stat(env, abs, &st, &perr);
     if (!src && st.target_type != SBX_FT_FILE) {
         rc = fsops__fail(res, "Error: '%s' is not a regular file", abs);
         goto out;
@@ -718,20 +701,18 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
     if (!src)
         src = env->p->ops->read_file(env->p, env->h, abs, lim->read_max_bytes, &data, &perr);
     if (src) {
-        if (fsops__infra(src)) {
-            if (err)
-                *err = perr;
-            rc = src;
-        } else if (src == AB_NOTFOUND || src == AB_NOTDIR) {
+        rc = fsops__infra_pass(src, &perr, err);
+        if (rc)
+            goto out;
+        if (src == AB_NOTFOUND || src == AB_NOTDIR)
             rc = fsops__fail(res, "Error: File '%s' not found", abs);
-        } else if (src == AB_DENIED) {
+        else if (src == AB_DENIED)
             rc = fsops__fail(res, "Error: Permission denied editing file '%s'", abs);
-        } else if (src == AB_ISDIR) {
+        else if (src == AB_ISDIR)
             rc = fsops__fail(res, "Error: '%s' is not a regular file", abs);
-        } else {
+        else
             rc = fsops__fail(res, "Error editing file '%s': %s", abs,
                              src == AB_LIMIT ? "file_too_large" : ab_status_name(src));
-        }
         goto out;
     }
     if (!ab_utf8_valid(buf_cstr(&data), data.len)) {
@@ -799,17 +780,15 @@ ab_status fsops_edit(const struct fsops_env *env, struct fsops_str path, struct 
     ab_err_clear(&perr);
     ab_status wrc = env->p->ops->write_file(env->p, env->h, abs, buf_cstr(&out), out.len, &perr);
     if (wrc) {
-        if (fsops__infra(wrc)) {
-            if (err)
-                *err = perr;
-            rc = wrc;
-        } else if (wrc == AB_DENIED) {
+        rc = fsops__infra_pass(wrc, &perr, err);
+        if (rc)
+            goto out;
+        if (wrc == AB_DENIED)
             rc = fsops__fail(res, "Error: Permission denied editing file '%s'", abs);
-        } else {
+        else
             rc = fsops__fail(res, "Error editing file '%s': %s", abs,
                              fsops__file_error_code(wrc) ? fsops__file_error_code(wrc)
                                                          : ab_status_name(wrc));
-        }
         goto out;
     }
     rc = buf_printf(&res->text, "Successfully replaced %zu instance(s) of the string in '%s'",

@@ -215,33 +215,22 @@ ab_status fsops_grep(const struct fsops_env *env, struct fsops_str pattern, stru
     struct sbx_match *m = NULL;
     size_t nm = 0;
     char **disp = NULL;
-    bool allowed;
-    ab_status rc = fsops__resolve(env, path, true, &abs, res);
+    ab_status rc = fsops__open(env, path, true, FSOPS_ACCESS_READ, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_READ, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
     if (max_count <= 0)
         max_count = lim->grep_max_count > 0 ? lim->grep_max_count : 1000;
 
     struct sbx_stat st;
     struct ab_err perr;
-    ab_err_clear(&perr);
-    ab_status src = env->p->ops->stat(env->p, env->h, abs, &st, &perr);
-    if (!src && st.target_type == SBX_FT_NONE)
-        src = AB_NOTFOUND;
+    ab_status src = fsops__stat(env, abs, &st, &perr);
     if (src) {
-        if (fsops__infra(src)) {
-            if (err)
-                *err = perr;
-            rc = src;
-        } else {
+        rc = fsops__infra_pass(src, &perr, err);
+        if (!rc)
             rc = fsops__fail(res, "Path '%s': %s", abs,
                              src == AB_NOTFOUND || src == AB_NOTDIR ? "path_not_found"
                              : src == AB_DENIED                     ? "permission_denied"
                                                                     : ab_status_name(src));
-        }
         goto out;
     }
     if (glob.ptr && glob.len) { /* `if glob:` - an empty filter is no filter */
@@ -267,14 +256,10 @@ ab_status fsops_grep(const struct fsops_env *env, struct fsops_str pattern, stru
         ab_err_clear(&perr);
         src = collect_files(env, abs, g, false, GREP_TIME_BUDGET_MS, &fl, &perr);
         if (src) {
-            if (fsops__infra(src)) {
-                if (err)
-                    *err = perr;
-                rc = src;
-            } else {
+            rc = fsops__infra_pass(src, &perr, err);
+            if (!rc)
                 rc = fsops__fail(res, "Path '%s': %s", abs,
                                  src == AB_DENIED ? "permission_denied" : ab_status_name(src));
-            }
             goto out;
         }
     } else if (st.target_type == SBX_FT_FILE) {
@@ -372,34 +357,23 @@ ab_status fsops_glob(const struct fsops_env *env, struct fsops_str pattern, stru
     char *abs = NULL, *patz = NULL;
     struct glob_pat *g = NULL;
     struct file_list fl = {0};
-    bool allowed;
-    ab_status rc = fsops__resolve(env, path, true, &abs, res);
+    ab_status rc = fsops__open(env, path, true, FSOPS_ACCESS_READ, &abs, res);
     if (rc || !abs)
-        goto out;
-    rc = fsops__check(env, FSOPS_ACCESS_READ, abs, &allowed, res);
-    if (rc || !allowed)
         goto out;
     /* The helper's order: chdir(path) errors first, then the pattern checks. */
     struct sbx_stat st;
     struct ab_err perr;
-    ab_err_clear(&perr);
-    ab_status src = env->p->ops->stat(env->p, env->h, abs, &st, &perr);
-    if (!src && st.target_type == SBX_FT_NONE)
-        src = AB_NOTFOUND;
+    ab_status src = fsops__stat(env, abs, &st, &perr);
     if (!src && st.target_type != SBX_FT_DIR)
         src = AB_NOTDIR;
     if (src) {
-        if (fsops__infra(src)) {
-            if (err)
-                *err = perr;
-            rc = src;
-        } else {
+        rc = fsops__infra_pass(src, &perr, err);
+        if (!rc)
             rc = fsops__fail(res, "Error: Path '%s': %s", abs,
                              src == AB_NOTFOUND ? "path_not_found"
                              : src == AB_NOTDIR ? "not_a_directory"
                              : src == AB_DENIED ? "permission_denied"
                                                 : ab_status_name(src));
-        }
         goto out;
     }
     patz = ab_strndup(pattern.ptr ? pattern.ptr : "", pattern.len);
@@ -422,14 +396,10 @@ ab_status fsops_glob(const struct fsops_env *env, struct fsops_str pattern, stru
     ab_err_clear(&perr);
     src = collect_files(env, abs, g, true, GLOB_TIME_BUDGET_MS, &fl, &perr);
     if (src) {
-        if (fsops__infra(src)) {
-            if (err)
-                *err = perr;
-            rc = src;
-        } else {
+        rc = fsops__infra_pass(src, &perr, err);
+        if (!rc)
             rc = fsops__fail(res, "Error: Path '%s': %s", abs,
                              src == AB_DENIED ? "permission_denied" : ab_status_name(src));
-        }
         goto out;
     }
     bool truncated = fl.truncated;
