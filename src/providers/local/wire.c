@@ -128,47 +128,23 @@ static const unsigned char *rd_take(struct lcl_rd *r, size_t n)
     return p;
 }
 
-uint8_t lcl__rd_u8(struct lcl_rd *r)
-{
-    const unsigned char *p = rd_take(r, 1);
-    return p ? p[0] : 0;
-}
+/* The fixed-size readers differ only in their type: native byte order (both ends are this
+ * binary on this host), 0 once the payload is short (r->bad says so). */
+#define RD_FIXED(name, type)                                                                       \
+    type name(struct lcl_rd *r)                                                                    \
+    {                                                                                              \
+        type v = 0;                                                                                \
+        const unsigned char *p = rd_take(r, sizeof(v));                                            \
+        if (p)                                                                                     \
+            memcpy(&v, p, sizeof(v));                                                              \
+        return v;                                                                                  \
+    }
 
-uint32_t lcl__rd_u32(struct lcl_rd *r)
-{
-    uint32_t v = 0;
-    const unsigned char *p = rd_take(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
-    return v;
-}
-
-int32_t lcl__rd_i32(struct lcl_rd *r)
-{
-    int32_t v = 0;
-    const unsigned char *p = rd_take(r, 4);
-    if (p)
-        memcpy(&v, p, 4);
-    return v;
-}
-
-uint64_t lcl__rd_u64(struct lcl_rd *r)
-{
-    uint64_t v = 0;
-    const unsigned char *p = rd_take(r, 8);
-    if (p)
-        memcpy(&v, p, 8);
-    return v;
-}
-
-int64_t lcl__rd_i64(struct lcl_rd *r)
-{
-    int64_t v = 0;
-    const unsigned char *p = rd_take(r, 8);
-    if (p)
-        memcpy(&v, p, 8);
-    return v;
-}
+RD_FIXED(lcl__rd_u8, uint8_t)
+RD_FIXED(lcl__rd_u32, uint32_t)
+RD_FIXED(lcl__rd_i32, int32_t)
+RD_FIXED(lcl__rd_u64, uint64_t)
+RD_FIXED(lcl__rd_i64, int64_t)
 
 const void *lcl__rd_bytes(struct lcl_rd *r, size_t *len)
 {
