@@ -255,21 +255,35 @@ static json_t *run_and_format(struct tools_ctx *ctx, struct mcp_call *call, stru
     return out;
 }
 
+/* What execute and execute_python check before they touch a sandbox, in this order: the
+ * timeout argument, a NUL byte in args[field] (refused with nul_error when that is not
+ * NULL), then the command policy on args[field] (`kind` names it to the user). NULL to go
+ * on, with *timeout_s and *custom set; otherwise the result to return (new). */
+static json_t *exec_preflight(struct tools_ctx *ctx, struct mcp_call *call, const json_t *args,
+                              const char *field, const char *kind, const char *nul_error,
+                              int64_t *timeout_s, bool *custom)
+{
+    json_t *out = NULL;
+    if (!effective_timeout(ctx, args, timeout_s, custom, &out))
+        return out;
+    const json_t *text = json_object_get(args, field);
+    if (nul_error && memchr(json_string_value(text), '\0', json_string_length(text)))
+        return tools__error("%s", nul_error);
+    return command_gate(ctx, call, kind, json_string_value(text), json_string_length(text));
+}
+
 static json_t *tool_execute(struct mcp_call *call, const json_t *args, void *arg)
 {
     struct tools_ctx *ctx = arg;
     int64_t timeout_s;
     bool custom;
-    json_t *out = NULL;
-    if (!effective_timeout(ctx, args, &timeout_s, &custom, &out))
+    json_t *out = exec_preflight(ctx, call, args, "command", "a command",
+                                 "Error: the command contains a NUL byte, which a shell cannot "
+                                 "run.",
+                                 &timeout_s, &custom);
+    if (out)
         return out;
-
     const json_t *cmd = json_object_get(args, "command");
-    if (memchr(json_string_value(cmd), '\0', json_string_length(cmd)))
-        return tools__error("Error: the command contains a NUL byte, which a shell cannot run.");
-    if ((out = command_gate(ctx, call, "a command", json_string_value(cmd),
-                            json_string_length(cmd))))
-        return out;
 
     /* workdir: resolved like any tool path (relative = under the workspace). */
     const struct sbx_provider *prov = ctx->provider;
@@ -354,13 +368,10 @@ static json_t *tool_execute_python(struct mcp_call *call, const json_t *args, vo
     struct tools_ctx *ctx = arg;
     int64_t timeout_s;
     bool custom;
-    json_t *out = NULL;
-    if (!effective_timeout(ctx, args, &timeout_s, &custom, &out))
+    json_t *out = exec_preflight(ctx, call, args, "code", "Python code", NULL, &timeout_s, &custom);
+    if (out)
         return out;
     const json_t *code = json_object_get(args, "code");
-    if ((out = command_gate(ctx, call, "Python code", json_string_value(code),
-                            json_string_length(code))))
-        return out;
     struct sbx_ref *ref = tools__acquire(ctx, call, args, &out);
     if (!ref)
         return out;
