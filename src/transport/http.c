@@ -1143,6 +1143,19 @@ static void replay_into(struct hsession *s, struct hreq *r, uint64_t stream, uin
                  c.n);
 }
 
+/* A GET may take over a stream whose previous connection has gone (detached here), never
+ * one that still has a live connection: then `conflict` is returned for a 409. NULL when st
+ * is free to attach (or NULL). Session lock held. */
+static const char *claim_stream_locked(struct hstream *st, const char *conflict)
+{
+    if (!st || !st->conn)
+        return NULL;
+    if (conn_alive(st->conn))
+        return conflict;
+    req_detach_locked(st->conn);
+    return NULL;
+}
+
 static enum MHD_Result handle_get(struct hreq *r)
 {
     enum MHD_Result ret = MHD_NO;
@@ -1176,15 +1189,11 @@ static enum MHD_Result handle_get(struct hreq *r)
             struct hstream *st = s->streams;
             while (st && st->no != no)
                 st = st->next;
-            if (st && st->conn) {
-                if (conn_alive(st->conn)) {
-                    err_status = MHD_HTTP_CONFLICT;
-                    err_msg = "Conflict: the stream already has an active connection";
-                } else {
-                    req_detach_locked(st->conn);
-                }
-            }
-            if (!err_msg) {
+            err_msg =
+                claim_stream_locked(st, "Conflict: the stream already has an active connection");
+            if (err_msg) {
+                err_status = MHD_HTTP_CONFLICT;
+            } else {
                 list_locked(s, r, true);
                 replay_into(s, r, no, seq);
                 if (st && !st->finished)
@@ -1195,15 +1204,10 @@ static enum MHD_Result handle_get(struct hreq *r)
         }
     } else {
         struct hstream *st = s->standalone;
-        if (st && st->conn) {
-            if (conn_alive(st->conn)) {
-                err_status = MHD_HTTP_CONFLICT;
-                err_msg = "Conflict: Only one SSE stream is allowed per session";
-            } else {
-                req_detach_locked(st->conn);
-            }
-        }
-        if (!err_msg) {
+        err_msg = claim_stream_locked(st, "Conflict: Only one SSE stream is allowed per session");
+        if (err_msg) {
+            err_status = MHD_HTTP_CONFLICT;
+        } else {
             list_locked(s, r, true);
             if (st) {
                 attach_locked(r, st);
