@@ -25,7 +25,7 @@
 
 #include "base/util.h"
 
-static bool read_line(const char *path, char *out, size_t cap)
+bool lcl__read_line(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "re");
     if (!f)
@@ -41,13 +41,12 @@ static int sysctl_int(const char *path)
 {
     char s[64];
     int64_t v;
-    if (!read_line(path, s, sizeof(s)) || !ab_parse_i64(s, &v))
+    if (!lcl__read_line(path, s, sizeof(s)) || !ab_parse_i64(s, &v))
         return -1;
     return (int)v;
 }
 
-/* Value of a "Key:\tvalue" line of /proc/self/status. */
-static bool status_field(const char *key, char *out, size_t cap)
+bool lcl__proc_status(const char *key, char *out, size_t cap)
 {
     FILE *f = fopen("/proc/self/status", "re");
     if (!f)
@@ -72,13 +71,13 @@ static bool status_field(const char *key, char *out, size_t cap)
 static bool under_seccomp(void)
 {
     char v[32];
-    return status_field("Seccomp", v, sizeof(v)) && strcmp(v, "0") != 0;
+    return lcl__proc_status("Seccomp", v, sizeof(v)) && strcmp(v, "0") != 0;
 }
 
 static bool has_cap_sys_admin(void)
 {
     char v[32];
-    if (!status_field("CapEff", v, sizeof(v)))
+    if (!lcl__proc_status("CapEff", v, sizeof(v)))
         return false;
     unsigned long long caps = strtoull(v, NULL, 16);
     return (caps >> 21) & 1; /* CAP_SYS_ADMIN */
@@ -164,7 +163,7 @@ void lcl__explain(struct lcl_diagnosis *d, const char *step, int errnum, bool us
     }
     if (!cause && !ns_failure && errnum == EPERM) {
         char profile[128] = "";
-        read_line("/proc/self/attr/current", profile, sizeof(profile));
+        lcl__read_line("/proc/self/attr/current", profile, sizeof(profile));
         if (strncmp(step, "mount /proc", 11) == 0) {
             cause = "a fresh /proc may not be mounted here: the host's /proc has parts masked "
                     "or read-only (a container runtime's masked paths)";

@@ -194,39 +194,6 @@ static bool probe(const struct ns_probe *p, struct probe_rec *rec, char *why, si
     return got;
 }
 
-/* /proc/sys value as text, or "" */
-static void sysctl_text(const char *path, char *out, size_t cap)
-{
-    out[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    if (!fgets(out, (int)cap, f))
-        out[0] = '\0';
-    out[strcspn(out, "\n")] = '\0';
-    fclose(f);
-}
-
-static bool self_status(const char *key, char *out, size_t cap)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f)
-        return false;
-    char line[256];
-    size_t kl = strlen(key);
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-            const char *v = line + kl + 1;
-            v += strspn(v, " \t");
-            snprintf(out, cap, "%s", v);
-            out[strcspn(out, "\n")] = '\0';
-            found = true;
-        }
-    fclose(f);
-    return found;
-}
-
 /* Record a failed probe as a check, with diag.c's cause and remedy. */
 static void add_failure(struct doctor_report *r, enum doctor_result level, const char *name,
                         const struct probe_rec *rec, bool userns, uint32_t flag, const char *note)
@@ -257,9 +224,9 @@ static bool check_namespaces(const struct config *cfg, struct doctor_report *r, 
 {
     bool ok = true;
     bool root = geteuid() == 0;
-    char why[160], max_ns[32];
+    char why[160], max_ns[32] = "";
     struct probe_rec rec;
-    sysctl_text("/proc/sys/user/max_user_namespaces", max_ns, sizeof(max_ns));
+    lcl__read_line("/proc/sys/user/max_user_namespaces", max_ns, sizeof(max_ns));
 
     /* user namespace: needed unless root with local.user_namespace auto/never */
     struct ns_probe up = {.flags = CLONE_NEWUSER, .userns = true};
@@ -332,7 +299,7 @@ static bool check_namespaces(const struct config *cfg, struct doctor_report *r, 
 static bool check_seccomp(const struct config *cfg, struct doctor_report *r)
 {
     char own[32] = "";
-    self_status("Seccomp", own, sizeof(own));
+    lcl__proc_status("Seccomp", own, sizeof(own));
     const char *own_note = strcmp(own, "2") == 0
                                ? "; note: agentbox itself runs under a seccomp filter "
                                  "(Seccomp: 2 in /proc/self/status, e.g. a container profile)"

@@ -304,4 +304,12 @@ struct lcl_diagnosis {
 void lcl__explain(struct lcl_diagnosis *d, const char *step, int errnum, bool userns,
                   const uint32_t *flags, const int *errnos, size_t nprobe);
 
+/* The first line of a small file (a /proc or /sys value) without its newline; false (out
+ * untouched) when it cannot be read. */
+bool lcl__read_line(const char *path, char *out, size_t cap);
+
+/* The value of a "Key:\tvalue" line of /proc/self/status (leading blanks and the newline
+ * dropped); false when there is no such line. */
+bool lcl__proc_status(const char *key, char *out, size_t cap);
+
 #endif
