@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "core/paths.h"
 #include "core/pyrepr.h"
 
 #define GLOB_MAX_DEPTH 256                 /* brace recursion depth */
@@ -742,26 +743,13 @@ void glob_free(struct glob_pat *g)
     free(g);
 }
 
-static bool has_dotdot(const char *p)
-{
-    size_t len = strlen(p), start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || p[i] == '/' || p[i] == '\\') {
-            if (i - start == 2 && p[start] == '.' && p[start + 1] == '.')
-                return true;
-            start = i + 1;
-        }
-    }
-    return false;
-}
-
 ab_status glob_compile(const char *pattern, struct glob_pat **out, struct ab_err *err)
 {
     *out = NULL;
     size_t len = strlen(pattern);
     if (len > GLOB_PATTERN_MAX)
         return ab_err_set(err, AB_INVAL, "invalid_pattern");
-    if (has_dotdot(pattern))
+    if (paths_has_dotdot(pattern, len))
         return ab_err_set(err, AB_INVAL, "invalid_pattern");
     struct glob_pat *g = calloc(1, sizeof(*g));
     if (!g)

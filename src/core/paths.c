@@ -21,9 +21,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 
-/* ".." as a whole segment, with "/" or "\" as separators (deepagents checks the parts of
- * PurePosixPath(path.replace("\\", "/"))). */
-static bool has_dotdot_segment(const char *p, size_t len)
+bool paths_has_dotdot(const char *p, size_t len)
 {
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
@@ -44,7 +42,7 @@ ab_status paths_resolve(const char *path, size_t len, const char *workspace, cha
         *why = ab_strdup("Invalid path: it contains a NUL byte");
         return *why ? AB_INVAL : AB_NOMEM;
     }
-    if (has_dotdot_segment(path, len) || (len && path[0] == '~')) {
+    if (paths_has_dotdot(path, len) || (len && path[0] == '~')) {
         *why = ab_asprintf("Path traversal not allowed: %.*s", (int)len, path);
         return *why ? AB_INVAL : AB_NOMEM;
     }

@@ -20,6 +20,7 @@
 #ifndef AB_CORE_PATHS_H
 #define AB_CORE_PATHS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/status.h"
@@ -33,6 +34,11 @@
  * contract words it, without any "Error: " prefix. AB_NOMEM otherwise. */
 ab_status paths_resolve(const char *path, size_t len, const char *workspace, char **out,
                         char **why);
+
+/* ".." as a whole segment of p (len bytes), with "/" or "\" as separators (deepagents
+ * checks the parts of PurePosixPath(path.replace("\\", "/"))); glob patterns use the same
+ * rule. */
+bool paths_has_dotdot(const char *p, size_t len);
 
 /* dir + "/" + name, without doubling the "/" of the root. Returns new. */
 char *paths_join(const char *dir, const char *name);
