@@ -6,11 +6,7 @@
 # namespaces, like the local provider itself; bubblewrap for its baseline
 # (apt-get install bubblewrap). The Kubernetes figures are bench/k8s/run.sh.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${BUILD:-$root/build}"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" --target agentbox bench_local -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+. "$(dirname "$0")/lib.sh"
+bench_build agentbox bench_local
 command -v bwrap >/dev/null || echo "note: bwrap not found; its baseline is skipped" >&2
 AGENTBOX_BIN="$build/agentbox" exec "$build/bench/bench_local" "$@"

@@ -5,12 +5,8 @@
 # (default build/).
 #   bench/load/run.sh [--sessions N] [--threads T] [--duration S] [--think-ms M] [--json FILE]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-build="${BUILD:-$root/build}"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" --target agentbox -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build agentbox
 "$root/scripts/js-deps.sh"
 # 1,000 sessions keep about 1,100 sockets open on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -4,11 +4,7 @@
 # JS dependencies (tests/js, which pins the reference server's version) first.
 #   bench/tools/run.sh [--iterations N] [--warmup N] [--json]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-build="${BUILD:-$root/build}"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" --target agentbox -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+bench_build agentbox
 "$root/scripts/js-deps.sh"
 AGENTBOX_BIN="$build/agentbox" exec node "$root/bench/tools/bench.mjs" "$@"
