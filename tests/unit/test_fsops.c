@@ -12,22 +12,6 @@
 #include "core/pyrepr.h"
 #include "support/hostdir_provider.h"
 
-/* A failed assertion exit()s the case's process: remove its temporary tree then too. */
-static const char *g_cleanup_root;
-
-static void cleanup_root(void)
-{
-    if (g_cleanup_root)
-        hostdir_rmtree(g_cleanup_root);
-}
-
-static void cleanup_on_exit(const char *root)
-{
-    if (!g_cleanup_root)
-        atexit(cleanup_root);
-    g_cleanup_root = root;
-}
-
 struct fx {
     char *root;
     struct sbx_provider *p;
@@ -40,7 +24,7 @@ static void fx_init(struct fx *f, bool native)
     memset(f, 0, sizeof(*f));
     f->root = hostdir_mkdtemp();
     T_ASSERT(f->root);
-    cleanup_on_exit(f->root);
+    hostdir_rmtree_at_exit(f->root);
     char *ws = ab_asprintf("%s/workspace", f->root);
     T_OK(mkdir(ws, 0755));
     free(ws);
@@ -53,7 +37,7 @@ static void fx_cleanup(struct fx *f)
 {
     hostdir_provider_free(f->p);
     hostdir_rmtree(f->root);
-    g_cleanup_root = NULL;
+    hostdir_rmtree_at_exit(NULL);
     free(f->root);
 }
 

@@ -35,22 +35,6 @@
 #include "mcp/server.h"
 #include "support/hostdir_provider.h"
 
-/* A failed assertion exit()s the case's process: remove its temporary tree then too. */
-static const char *g_cleanup_root;
-
-static void cleanup_root(void)
-{
-    if (g_cleanup_root)
-        hostdir_rmtree(g_cleanup_root);
-}
-
-static void cleanup_on_exit(const char *root)
-{
-    if (!g_cleanup_root)
-        atexit(cleanup_root);
-    g_cleanup_root = root;
-}
-
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -233,7 +217,7 @@ static void run_case(void)
         T_FAIL("%s: %s (line %d)", cpath, jerr.text, jerr.line);
     char *root = hostdir_mkdtemp();
     T_ASSERT(root);
-    cleanup_on_exit(root);
+    hostdir_rmtree_at_exit(root);
     setup_files(root, json_object_get(c, "files"));
 
     struct sbx_provider *p;
@@ -342,7 +326,7 @@ static void run_case(void)
     fsops_result_cleanup(&res);
     hostdir_provider_free(p);
     hostdir_rmtree(root);
-    g_cleanup_root = NULL;
+    hostdir_rmtree_at_exit(NULL);
     free(root);
     free(expected);
     free(epath);

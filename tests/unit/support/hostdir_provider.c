@@ -606,3 +606,20 @@ void hostdir_rmtree(const char *host_dir)
     if (host_dir)
         nftw(host_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+static const char *g_rmtree_at_exit;
+static bool g_rmtree_registered;
+
+static void rmtree_at_exit(void)
+{
+    hostdir_rmtree(g_rmtree_at_exit);
+}
+
+void hostdir_rmtree_at_exit(const char *host_dir)
+{
+    if (host_dir && !g_rmtree_registered) {
+        atexit(rmtree_at_exit);
+        g_rmtree_registered = true;
+    }
+    g_rmtree_at_exit = host_dir;
+}

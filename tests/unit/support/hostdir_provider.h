@@ -31,5 +31,9 @@ void hostdir_deny(struct sbx_provider *p, const char *sandbox_prefix);
 /* Make a fresh temporary directory (new, caller frees) and remove a tree (best effort). */
 char *hostdir_mkdtemp(void);
 void hostdir_rmtree(const char *host_dir);
+/* Remove host_dir when the process exits (a failed assertion exit()s a case's process);
+ * one directory per process, the latest call wins, NULL forgets it (once the test removed
+ * the tree itself); the string must stay valid until then. */
+void hostdir_rmtree_at_exit(const char *host_dir);
 
 #endif
