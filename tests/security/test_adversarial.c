@@ -37,6 +37,7 @@
 #include "core/policy.h"
 #include "core/sandbox.h"
 #include "providers/local/local.h"
+#include "support/proc.h"
 
 /* ------------------------------------------------------------------------------------------
  * fixture: a local provider in a fresh state directory
@@ -865,20 +866,6 @@ static void adv_long_paths(void)
  * commands that misbehave
  * ---------------------------------------------------------------------------------------- */
 
-static long vm_kib(const char *field)
-{
-    FILE *fp = fopen("/proc/self/status", "re");
-    char line[256];
-    long v = -1;
-    size_t fl = strlen(field);
-    while (fp && fgets(line, sizeof(line), fp))
-        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
-            v = atol(line + fl + 1);
-    if (fp)
-        fclose(fp);
-    return v;
-}
-
 struct flood {
     uint64_t bytes;
     uint64_t chunks;
@@ -899,7 +886,7 @@ static void adv_output_flood(void)
     fx_init(&f, "auto");
     struct sbx_handle *h = mk(&f, "ab-adv-flood");
     free(sh(&f, h, "true")); /* warm up: the helper and the channel exist */
-    long hwm0 = vm_kib("VmHWM");
+    long hwm0 = tp_status_kib(0, "VmHWM");
     struct flood fl = {0};
     struct sbx_exec_req req = {.shell = "head -c 1073741824 /dev/zero | tr '\\0' x",
                                .output_cap = 1 << 20,
@@ -917,7 +904,7 @@ static void adv_output_flood(void)
      * output, sending a short chunk now and then as a sign of life: serve.c). */
     T_ASSERT(fl.bytes >= (1u << 20));
     sbx_exec_result_cleanup(&res);
-    long grown_mib = (vm_kib("VmHWM") - hwm0) / 1024;
+    long grown_mib = (tp_status_kib(0, "VmHWM") - hwm0) / 1024;
 #ifdef AGENTBOX_SANITIZE
     const long bound = 512; /* ASan's quarantine keeps freed chunks around (256 MiB default) */
 #else

@@ -14,21 +14,7 @@
 
 #include "base/util.h"
 #include "support/mcp_stdio.h"
-
-static long vm_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *fp = fopen(path, "re");
-    long v = -1;
-    size_t fl = strlen(field);
-    while (fp && fgets(line, sizeof(line), fp))
-        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
-            v = atol(line + fl + 1);
-    if (fp)
-        fclose(fp);
-    return v;
-}
+#include "support/proc.h"
 
 static void flood_through_execute(void)
 {
@@ -38,7 +24,7 @@ static void flood_through_execute(void)
     struct ms_srv s;
     ms_start(&s, NULL, dir, "flood", sets, NULL);
     free(ms_tool_ok(&s, "execute", json_pack("{s:s}", "command", "true"))); /* warm up */
-    long hwm0 = vm_kib(s.pid, "VmHWM");
+    long hwm0 = tp_status_kib(s.pid, "VmHWM");
     T_ASSERT(hwm0 > 0);
     int id = ms_request(&s, "tools/call",
                         json_pack("{s:s,s:{s:s,s:i},s:{s:s}}", "name", "execute", "arguments",
@@ -76,7 +62,7 @@ static void flood_through_execute(void)
     T_ASSERT(text_bytes <= (1u << 20));
     T_ASSERT(counted <= 1024);
     T_ASSERT(notes <= 2048);
-    long grown = (vm_kib(s.pid, "VmHWM") - hwm0) / 1024;
+    long grown = (tp_status_kib(s.pid, "VmHWM") - hwm0) / 1024;
 #ifdef AGENTBOX_SANITIZE
     const long bound = 512; /* ASan's quarantine holds freed chunks (256 MiB by default) */
 #else

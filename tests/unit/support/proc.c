@@ -153,3 +153,21 @@ int tp_read_file(const char *path, struct buf *out)
     fclose(f);
     return 0;
 }
+
+long tp_status_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    if (pid)
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/status");
+    FILE *fp = fopen(path, "re");
+    long v = -1;
+    size_t fl = strlen(field);
+    while (fp && fgets(line, sizeof(line), fp))
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':')
+            v = atol(line + fl + 1);
+    if (fp)
+        fclose(fp);
+    return v;
+}

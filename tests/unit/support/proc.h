@@ -22,6 +22,10 @@ const char *tp_source_dir(void);
 int tp_run(char *const argv[], const char *input, size_t input_len, struct buf *out,
            struct buf *err_out, int timeout_ms);
 
+/* A "Field:  N kB" value of /proc/PID/status (pid 0: this process), e.g. "VmHWM"; -1 when
+ * the process or the field is not there. */
+long tp_status_kib(pid_t pid, const char *field);
+
 /* Read a whole file into out (capped by out's max). 0 on success. */
 int tp_read_file(const char *path, struct buf *out);
 
