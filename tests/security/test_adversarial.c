@@ -37,63 +37,30 @@
 #include "core/policy.h"
 #include "core/sandbox.h"
 #include "providers/local/local.h"
+#include "support/local_fixture.h"
 #include "support/proc.h"
 
 /* ------------------------------------------------------------------------------------------
  * fixture: a local provider in a fresh state directory
  * ---------------------------------------------------------------------------------------- */
 
-struct fx {
-    struct config cfg;
-    char dir[64];
-    struct sbx_provider *p;
-    struct policy *pol;
-};
-
-static void fx_set(struct fx *f, const char *key, const char *val)
+static void fx_config(struct lfx *f, const char *userns)
 {
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (cfg_set(&f->cfg, key, val, &err))
-        T_FAIL("cfg_set %s: %s", key, err.msg);
-}
-
-static void fx_config(struct fx *f, const char *userns)
-{
-    struct ab_err err;
-    ab_err_clear(&err);
-    memset(f, 0, sizeof(*f));
     ab_log_configure(AB_LOG_WARN, AB_LOG_FORMAT_HUMAN, 2);
-    T_OK(cfg_init_defaults(&f->cfg, &err));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ab-adv-XXXXXX");
-    T_ASSERT(mkdtemp(f->dir) != NULL);
-    fx_set(f, "state_dir", f->dir);
-    fx_set(f, "local.user_namespace", userns);
-    fx_set(f, "local.limits.memory", "256MiB");
-    fx_set(f, "local.limits.pids", "128");
-    fx_set(f, "local.limits.tmp_size", "16MiB");
-    fx_set(f, "local.limits.file_size", "8MiB");
-    fx_set(f, "tools.execute.max_output", "1MiB");
+    lfx_config(f, "adv");
+    f->run_timeout_ms = 120000;
+    lfx_set(f, "local.user_namespace", userns);
+    lfx_set(f, "local.limits.memory", "256MiB");
+    lfx_set(f, "local.limits.pids", "128");
+    lfx_set(f, "local.limits.tmp_size", "16MiB");
+    lfx_set(f, "local.limits.file_size", "8MiB");
+    lfx_set(f, "tools.execute.max_output", "1MiB");
 }
 
-static void fx_start(struct fx *f)
-{
-    const char *bin = getenv("AGENTBOX_BIN");
-    if (!bin)
-        T_FAIL("AGENTBOX_BIN is not set (ctest sets it to the built agentbox binary)");
-    sbx_local_set_helper_binary(bin);
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (sbx_local_new(&f->cfg, &f->p, &err))
-        T_FAIL("sbx_local_new: %s", err.msg);
-    if (policy_new(&f->cfg, &f->pol, &err))
-        T_FAIL("policy_new: %s", err.msg);
-}
-
-static void fx_init(struct fx *f, const char *userns)
+static void fx_init(struct lfx *f, const char *userns)
 {
     fx_config(f, userns);
-    fx_start(f);
+    lfx_start(f, NULL);
 }
 
 static void rm_rf(const char *path)
@@ -103,90 +70,14 @@ static void rm_rf(const char *path)
     T_EQ_INT(system(cmd), 0);
 }
 
-static void fx_done(struct fx *f)
-{
-    if (f->p)
-        f->p->ops->free(f->p);
-    policy_free(f->pol);
-    rm_rf(f->dir);
-    cfg_cleanup(&f->cfg);
-}
-
-static struct sbx_handle *mk(struct fx *f, const char *name)
-{
-    struct sbx_info info;
-    sbx_info_init(&info);
-    info.name = ab_strdup(name);
-    info.principal = ab_strdup("");
-    info.labels = json_object();
-    info.created_ms = info.last_used_ms = ab_wall_ms();
-    struct sbx_create_req req = {.info = &info};
-    struct sbx_handle *h = NULL;
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->create(f->p, &req, &h, &err))
-        T_FAIL("create %s: %s", name, err.msg);
-    sbx_info_cleanup(&info);
-    return h;
-}
-
-static void destroy(struct fx *f, struct sbx_handle *h)
-{
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->destroy(f->p, h, &err))
-        T_FAIL("destroy: %s", err.msg);
-}
-
 /* The host directory behind a sandbox's workspace (provider.c: sandboxes/<name>/workspace). */
-static void host_ws(struct fx *f, const char *name, char *out, size_t cap)
+static void host_ws(struct lfx *f, const char *name, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/sandboxes/%s/workspace", f->dir, name);
 }
 
-static int run_ex(struct fx *f, struct sbx_handle *h, const char *cmd, int64_t timeout_ms,
-                  char **out, struct sbx_exec_result *keep)
-{
-    struct sbx_exec_req req = {.shell = cmd, .timeout_ms = timeout_ms};
-    struct sbx_exec_result res;
-    sbx_exec_result_init(&res);
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->exec(f->p, h, &req, &res, &err))
-        T_FAIL("exec '%s': %s", cmd, err.msg);
-    int code = res.exit_code;
-    if (out)
-        *out = ab_strdup(buf_cstr(&res.output));
-    if (keep)
-        *keep = res;
-    else
-        sbx_exec_result_cleanup(&res);
-    return code;
-}
-
-static int run(struct fx *f, struct sbx_handle *h, const char *cmd, char **out)
-{
-    return run_ex(f, h, cmd, 120000, out, NULL);
-}
-
-static char *sh(struct fx *f, struct sbx_handle *h, const char *cmd)
-{
-    char *out;
-    int code = run(f, h, cmd, &out);
-    if (code != 0)
-        T_FAIL("'%s' exited %d: %s", cmd, code, out);
-    return out;
-}
-
-static void expect_sh(struct fx *f, struct sbx_handle *h, const char *cmd, const char *want)
-{
-    char *out = sh(f, h, cmd);
-    T_EQ_STR(out, want);
-    free(out);
-}
-
 /* Copy the probe into a sandbox's workspace from the host side: /workspace/<as>. */
-static void plant_probe(struct fx *f, const char *sbx, const char *as, mode_t mode, uid_t uid)
+static void plant_probe(struct lfx *f, const char *sbx, const char *as, mode_t mode, uid_t uid)
 {
     const char *probe = getenv("AGENTBOX_PROBE");
     if (!probe)
@@ -207,7 +98,7 @@ static char *check_path(void *arg, enum fsops_access access, const char *abs_pat
                              abs_path);
 }
 
-static void env_for(struct fx *f, struct sbx_handle *h, struct fsops_env *env)
+static void env_for(struct lfx *f, struct sbx_handle *h, struct fsops_env *env)
 {
     memset(env, 0, sizeof(*env));
     env->p = f->p;
@@ -349,15 +240,16 @@ static void expect_errno(const char *out, const char *name, const char *want)
  * go through a link (and say so), so no rule can be bypassed with `ln -s`. */
 static void adv_symlink_policy(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f, "auto");
-    fx_set(&f, "policy.deny_prefixes", "/workspace/.git");
-    fx_set(&f, "policy.allow_write_prefixes", "/workspace");
-    fx_start(&f);
-    struct sbx_handle *h = mk(&f, "ab-adv-links");
-    free(sh(&f, h,
-            "cd /workspace && mkdir .git && echo orig > .git/config && ln -s .git/config innocent "
-            "&& ln -s .git gitdir && ln -s /etc etclink && mkdir sub && ln -s ../.git sub/up"));
+    lfx_set(&f, "policy.deny_prefixes", "/workspace/.git");
+    lfx_set(&f, "policy.allow_write_prefixes", "/workspace");
+    lfx_start(&f, NULL);
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-links");
+    free(lfx_sh(
+        &f, h,
+        "cd /workspace && mkdir .git && echo orig > .git/config && ln -s .git/config innocent "
+        "&& ln -s .git gitdir && ln -s /etc etclink && mkdir sub && ln -s ../.git sub/up"));
     struct fsops_env env;
     env_for(&f, h, &env);
     struct ab_err err;
@@ -384,7 +276,7 @@ static void adv_symlink_policy(void)
     T_OK(fsops_upload(&env, &up, 1, &r, &err));
     T_ASSERT(strstr(buf_cstr(&r.text), "permission_denied") != NULL);
     fsops_result_cleanup(&r);
-    expect_sh(&f, h, "cat /workspace/.git/config; ls /workspace/.git", "orig\nconfig\n");
+    lfx_expect_sh(&f, h, "cat /workspace/.git/config; ls /workspace/.git", "orig\nconfig\n");
     /* Ordinary writes still work, including new directories. */
     fsops_result_init(&r);
     T_OK(fsops_write(&env, fsops_cstr("src/new/file.txt"), fsops_cstr("ok\n"), &r, &err));
@@ -396,15 +288,16 @@ static void adv_symlink_policy(void)
     T_OK(fsops_read(&env, fsops_cstr("innocent"), 0, 10, &r, &err));
     T_ASSERT(!r.is_error);
     fsops_result_cleanup(&r);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 
     /* virtual_root: reads through a link are refused too. */
     fx_config(&f, "auto");
-    fx_set(&f, "policy.virtual_root", "/workspace");
-    fx_start(&f);
-    h = mk(&f, "ab-adv-vroot");
-    free(sh(&f, h, "cd /workspace && ln -s /etc/passwd pw && ln -s / rootlink && echo x > plain"));
+    lfx_set(&f, "policy.virtual_root", "/workspace");
+    lfx_start(&f, NULL);
+    h = lfx_create(&f, "ab-adv-vroot");
+    free(lfx_sh(&f, h,
+                "cd /workspace && ln -s /etc/passwd pw && ln -s / rootlink && echo x > plain"));
     env_for(&f, h, &env);
     const char *reads[] = {"pw", "rootlink/etc/passwd", "/workspace/rootlink/etc/hostname"};
     for (size_t i = 0; i < AB_ARRAY_LEN(reads); i++) {
@@ -422,8 +315,8 @@ static void adv_symlink_policy(void)
     T_OK(fsops_read(&env, fsops_cstr("plain"), 0, 10, &r, &err));
     T_ASSERT(!r.is_error);
     fsops_result_cleanup(&r);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Links and renames racing the file tools: a background loop in sandbox A keeps turning the
@@ -433,13 +326,13 @@ static void adv_symlink_policy(void)
  * Nothing may reach the host or sandbox B, whatever the interleaving. */
 static void adv_link_races(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
     char canary[64], hb[512], cmd[4096];
     make_canary(canary, sizeof(canary));
-    struct sbx_handle *a = mk(&f, "ab-adv-race-a");
-    struct sbx_handle *b = mk(&f, "ab-adv-race-b");
-    free(sh(&f, b, "echo victim-secret > /workspace/secret.txt"));
+    struct sbx_handle *a = lfx_create(&f, "ab-adv-race-a");
+    struct sbx_handle *b = lfx_create(&f, "ab-adv-race-b");
+    free(lfx_sh(&f, b, "echo victim-secret > /workspace/secret.txt"));
     host_ws(&f, "ab-adv-race-b", hb, sizeof(hb));
     snprintf(cmd, sizeof(cmd),
              "cd /workspace && mkdir -p d/inner && echo mine > d/inner/f && "
@@ -450,7 +343,7 @@ static void adv_link_races(void)
              "mv d d2 && ln -sfn '%s' d && rm -f d && ln -sfn / d && rm -f d && mv d2 d; "
              "i=$((i+1)); done) >/dev/null 2>&1 &",
              canary, hb, canary, hb);
-    free(sh(&f, a, cmd));
+    free(lfx_sh(&f, a, cmd));
     struct fsops_env env;
     env_for(&f, a, &env);
     struct ab_err err;
@@ -490,14 +383,15 @@ static void adv_link_races(void)
     }
     /* The host and sandbox B are untouched; B's workspace holds only its own file. */
     check_canary(canary);
-    expect_sh(&f, b, "cat /workspace/secret.txt; ls -A /workspace", "victim-secret\nsecret.txt\n");
+    lfx_expect_sh(&f, b, "cat /workspace/secret.txt; ls -A /workspace",
+                  "victim-secret\nsecret.txt\n");
     char *s = slurp("/etc/passwd");
     T_ASSERT(s && !strstr(s, "attacker") && !strstr(s, "edited"));
     free(s);
-    destroy(&f, a);
-    destroy(&f, b);
+    lfx_destroy(&f, a);
+    lfx_destroy(&f, b);
     rm_rf(canary);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 /* The server deletes a destroyed sandbox's workspace on the host: links in it to host paths
@@ -505,18 +399,18 @@ static void adv_link_races(void)
  * hard link to a host file cannot be made in the first place. */
 static void adv_destroy_host_links(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
     char canary[64], cmd[2048];
     make_canary(canary, sizeof(canary));
-    struct sbx_handle *h = mk(&f, "ab-adv-del");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-del");
     snprintf(cmd, sizeof(cmd),
              "cd /workspace && ln -s '%s' dirlink && ln -s '%s/secret.txt' filelink && "
              "ln -s / rootlink && mkdir -p locked/deeper && echo x > locked/deeper/f && "
              "ln -s '%s' locked/deeper/link && chmod 000 locked/deeper locked && "
              "(ln /usr/bin/passwd hard 2>&1 || true) && (ln /etc/passwd hard2 2>&1 || true)",
              canary, canary, canary);
-    char *out = sh(&f, h, cmd);
+    char *out = lfx_sh(&f, h, cmd);
     /* Hard links across the read-only binds fail (link(2): EXDEV across mounts). */
     T_ASSERT(strstr(out, "Invalid cross-device link") != NULL);
     free(out);
@@ -525,11 +419,11 @@ static void adv_destroy_host_links(void)
     snprintf(hard, sizeof(hard), "%s/hard", hw);
     struct stat st;
     T_ASSERT(lstat(hard, &st) < 0);
-    destroy(&f, h);
+    lfx_destroy(&f, h);
     check_canary(canary);
     T_ASSERT(lstat(hw, &st) < 0); /* and the workspace itself is gone */
     rm_rf(canary);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -541,14 +435,14 @@ static void adv_destroy_host_links(void)
  * (which the helper itself serves) may open it for writing, read it, or enter /proc/1/root. */
 static void adv_proc_exe(const char *userns)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, userns);
     const char *bin = getenv("AGENTBOX_BIN");
     char before[65], after[65];
     file_sha(bin, before);
-    struct sbx_handle *h = mk(&f, "ab-adv-proc");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-proc");
     plant_probe(&f, "ab-adv-proc", "probe", 0755, 0);
-    char *out = sh(&f, h, "/workspace/probe exe");
+    char *out = lfx_sh(&f, h, "/workspace/probe exe");
     expect_refused(out, "open-exe-write");
     expect_refused(out, "open-exe-read");
     expect_refused(out, "readlink-exe");
@@ -557,9 +451,9 @@ static void adv_proc_exe(const char *userns)
     expect_refused(out, "open-self-exe-write");
     free(out);
     out = NULL;
-    T_ASSERT(run(&f, h, "echo x >> /proc/1/exe", NULL) != 0);
-    T_ASSERT(run(&f, h, "ls /proc/1/root/", NULL) != 0);
-    T_ASSERT(run(&f, h, "cat /proc/1/maps", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "echo x >> /proc/1/exe", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "ls /proc/1/root/", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "cat /proc/1/maps", NULL) != 0);
     /* The file tools run in the helper: its own /proc/self is the agentbox binary. */
     struct fsops_env env;
     env_for(&f, h, &env);
@@ -585,34 +479,34 @@ static void adv_proc_exe(const char *userns)
         fsops_result_cleanup(&r);
     }
     /* sysrq: only ask whether it is writable (writing it would be the test's last act). */
-    expect_sh(&f, h, "test -w /proc/sysrq-trigger && echo WRITABLE; true", "");
-    destroy(&f, h);
+    lfx_expect_sh(&f, h, "test -w /proc/sysrq-trigger && echo WRITABLE; true", "");
+    lfx_destroy(&f, h);
     file_sha(bin, after);
     T_EQ_STR(after, before);
-    fx_done(&f);
+    lfx_done(&f);
 }
 BOTH_MODES(adv_proc_exe)
 
 /* ptrace and friends against the helper (PID 1) and against a sibling command. */
 static void adv_ptrace(const char *userns)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, userns);
-    struct sbx_handle *h = mk(&f, "ab-adv-ptrace");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-ptrace");
     plant_probe(&f, "ab-adv-ptrace", "probe", 0755, 0);
-    char *out = sh(&f, h, "/workspace/probe ptrace 1");
+    char *out = lfx_sh(&f, h, "/workspace/probe ptrace 1");
     expect_errno(out, "ptrace-attach", "EPERM");
     expect_errno(out, "ptrace-seize", "EPERM");
     expect_errno(out, "process_vm_readv", "EPERM");
     expect_refused(out, "open-mem");
     free(out);
-    out = sh(&f, h, "sleep 30 & pid=$!; /workspace/probe ptrace $pid; kill $pid");
+    out = lfx_sh(&f, h, "sleep 30 & pid=$!; /workspace/probe ptrace $pid; kill $pid");
     expect_errno(out, "ptrace-attach", "EPERM");
     expect_errno(out, "process_vm_readv", "EPERM");
     free(out);
-    T_ASSERT(run(&f, h, "strace -f true 2>&1", NULL) != 0);
-    destroy(&f, h);
-    fx_done(&f);
+    T_ASSERT(lfx_run(&f, h, "strace -f true 2>&1", NULL) != 0);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 BOTH_MODES(adv_ptrace)
 
@@ -620,9 +514,9 @@ BOTH_MODES(adv_ptrace)
  * programs, run with the sandbox uid (no_new_privs, nosuid, no capabilities). */
 static void adv_setuid(const char *userns)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, userns);
-    struct sbx_handle *h = mk(&f, "ab-adv-suid");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-suid");
     plant_probe(&f, "ab-adv-suid", "suid-probe", 04755, 0);
     char hw[512], path[600];
     host_ws(&f, "ab-adv-suid", hw, sizeof(hw));
@@ -630,17 +524,17 @@ static void adv_setuid(const char *userns)
     struct stat st;
     T_OK(stat(path, &st));
     T_ASSERT((st.st_mode & S_ISUID) && st.st_uid == 0); /* the attack is really armed */
-    expect_sh(&f, h, "/workspace/suid-probe euid", "1000 1000\n");
-    expect_sh(&f, h, "cp /workspace/suid-probe /tmp/p && chmod u+s /tmp/p && /tmp/p euid",
-              "1000 1000\n");
+    lfx_expect_sh(&f, h, "/workspace/suid-probe euid", "1000 1000\n");
+    lfx_expect_sh(&f, h, "cp /workspace/suid-probe /tmp/p && chmod u+s /tmp/p && /tmp/p euid",
+                  "1000 1000\n");
     char *out;
-    T_ASSERT(run(&f, h, "su -c id root </dev/null 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "su -c id root </dev/null 2>&1", &out) != 0);
     T_ASSERT(strstr(out, "uid=0") == NULL);
     free(out);
-    T_ASSERT(run(&f, h, "mount -t tmpfs none /tmp 2>&1", NULL) != 0);
-    T_ASSERT(run(&f, h, "newgrp root </dev/null 2>&1", NULL) != 0);
-    destroy(&f, h);
-    fx_done(&f);
+    T_ASSERT(lfx_run(&f, h, "mount -t tmpfs none /tmp 2>&1", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "newgrp root </dev/null 2>&1", NULL) != 0);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 BOTH_MODES(adv_setuid)
 
@@ -649,11 +543,11 @@ BOTH_MODES(adv_setuid)
  * call never reaches the kernel code behind it). Foreign syscall ABIs kill the process. */
 static void adv_syscalls(const char *userns)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, userns);
-    struct sbx_handle *h = mk(&f, "ab-adv-sys");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-sys");
     plant_probe(&f, "ab-adv-sys", "probe", 0755, 0);
-    char *out = sh(&f, h, "/workspace/probe syscalls");
+    char *out = lfx_sh(&f, h, "/workspace/probe syscalls");
     static const char *const names[] = {
         "unshare-user",   "unshare-mount", "unshare-net",       "setns",
         "mount",          "umount2",       "pivot_root",        "chroot",
@@ -667,29 +561,29 @@ static void adv_syscalls(const char *userns)
     free(out);
 #if defined(__x86_64__)
     /* int 0x80 and the x32 bit: SIGSYS (exit 128+31), nothing printed. */
-    T_EQ_INT(run(&f, h, "/workspace/probe i386", &out), 159);
+    T_EQ_INT(lfx_run(&f, h, "/workspace/probe i386", &out), 159);
     T_ASSERT(strstr(out, "alive") == NULL);
     free(out);
-    T_EQ_INT(run(&f, h, "/workspace/probe x32", &out), 159);
+    T_EQ_INT(lfx_run(&f, h, "/workspace/probe x32", &out), 159);
     T_ASSERT(strstr(out, "alive") == NULL);
     free(out);
 #endif
     /* The shell-level equivalents fail too. */
-    T_ASSERT(run(&f, h, "unshare -r true 2>&1", NULL) != 0);
-    T_ASSERT(run(&f, h, "unshare -m true 2>&1", NULL) != 0);
-    destroy(&f, h);
-    fx_done(&f);
+    T_ASSERT(lfx_run(&f, h, "unshare -r true 2>&1", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "unshare -m true 2>&1", NULL) != 0);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 BOTH_MODES(adv_syscalls)
 
 /* /dev holds a fixed, harmless set; nodes cannot be made; host devices are absent. */
 static void adv_devices(const char *userns)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, userns);
-    struct sbx_handle *h = mk(&f, "ab-adv-dev");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-dev");
     plant_probe(&f, "ab-adv-dev", "probe", 0755, 0);
-    char *out = sh(&f, h, "/workspace/probe devices");
+    char *out = lfx_sh(&f, h, "/workspace/probe devices");
     expect_errno(out, "mknod-block", "EPERM");
     expect_errno(out, "mknod-char", "EPERM");
     const char *absent[] = {"open:/dev/sda", "open:/dev/vda", "open:/dev/mem", "open:/dev/kmsg",
@@ -699,10 +593,10 @@ static void adv_devices(const char *userns)
         expect_errno(out, absent[i], "ENOENT");
     free(out);
     /* Writes to /dev: only the harmless nodes take them; nothing can be created there. */
-    expect_sh(&f, h, "echo x > /dev/null && echo ok", "ok\n");
-    T_ASSERT(run(&f, h, "echo x > /dev/full 2>&1", NULL) != 0);
-    T_ASSERT(run(&f, h, "echo x > /dev/sda 2>&1", NULL) != 0);
-    T_ASSERT(run(&f, h, "mkdir /dev/x 2>&1", NULL) != 0);
+    lfx_expect_sh(&f, h, "echo x > /dev/null && echo ok", "ok\n");
+    T_ASSERT(lfx_run(&f, h, "echo x > /dev/full 2>&1", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "echo x > /dev/sda 2>&1", NULL) != 0);
+    T_ASSERT(lfx_run(&f, h, "mkdir /dev/x 2>&1", NULL) != 0);
     struct fsops_env env;
     env_for(&f, h, &env);
     struct ab_err err;
@@ -715,10 +609,10 @@ static void adv_devices(const char *userns)
     T_OK(fsops_write(&env, fsops_cstr("/dev/newdir/x"), fsops_cstr("x"), &r, &err));
     T_ASSERT(r.is_error);
     fsops_result_cleanup(&r);
-    expect_sh(&f, h, "ls /dev | tr '\\n' ' '",
-              "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "ls /dev | tr '\\n' ' '",
+                  "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero ");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 BOTH_MODES(adv_devices)
 
@@ -731,44 +625,47 @@ BOTH_MODES(adv_devices)
  * restarted if the OOM killer took it) and its neighbours keep working. */
 static void adv_fill(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-fill");
-    struct sbx_handle *n = mk(&f, "ab-adv-neighbour");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-fill");
+    struct sbx_handle *n = lfx_create(&f, "ab-adv-neighbour");
     char *out;
     /* /tmp: a 16 MiB tmpfs (files of 6 MiB each, under the 8 MiB file size limit) */
-    T_ASSERT(run(&f, h, "for i in 1 2 3 4; do head -c 6M /dev/zero > /tmp/fill$i || exit 1; "
-                        "done 2>&1",
-                 &out) != 0);
+    T_ASSERT(lfx_run(&f, h,
+                     "for i in 1 2 3 4; do head -c 6M /dev/zero > /tmp/fill$i || exit 1; "
+                     "done 2>&1",
+                     &out) != 0);
     T_ASSERT(strstr(out, "No space left") != NULL);
     free(out);
-    expect_sh(&f, h, "rm /tmp/fill* && echo ok > /tmp/small && cat /tmp/small", "ok\n");
+    lfx_expect_sh(&f, h, "rm /tmp/fill* && echo ok > /tmp/small && cat /tmp/small", "ok\n");
     /* the workspace: each file at most local.limits.file_size (8 MiB) */
-    T_ASSERT(run(&f, h, "head -c 64M /dev/zero > /workspace/big", NULL) != 0);
-    expect_sh(&f, h, "test $(stat -c %s /workspace/big) -le 8388608 && echo bounded", "bounded\n");
+    T_ASSERT(lfx_run(&f, h, "head -c 64M /dev/zero > /workspace/big", NULL) != 0);
+    lfx_expect_sh(&f, h, "test $(stat -c %s /workspace/big) -le 8388608 && echo bounded",
+                  "bounded\n");
     /* /dev/shm is memory: charged to the sandbox's cgroup (256 MiB) */
-    run(&f, h, "head -c 1G /dev/zero > /dev/shm/fill 2>&1; echo done", NULL);
+    lfx_run(&f, h, "head -c 1G /dev/zero > /dev/shm/fill 2>&1; echo done", NULL);
     out = NULL;
-    int code = run(&f, h, "rm -f /dev/shm/fill; echo alive", &out);
+    int code = lfx_run(&f, h, "rm -f /dev/shm/fill; echo alive", &out);
     T_EQ_INT(code, 0);
     T_EQ_STR(out, "alive\n");
     free(out);
-    expect_sh(&f, h, "ls /workspace", "big\n"); /* the workspace survived whatever happened */
-    expect_sh(&f, n, "echo fine", "fine\n");
-    destroy(&f, h);
-    destroy(&f, n);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "ls /workspace", "big\n"); /* the workspace survived whatever happened */
+    lfx_expect_sh(&f, n, "echo fine", "fine\n");
+    lfx_destroy(&f, h);
+    lfx_destroy(&f, n);
+    lfx_done(&f);
 }
 
 /* 10,000 files in one directory: every tool answers, with its limits applied. */
 static void adv_many_files(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-many");
-    free(sh(&f, h, "mkdir /workspace/many && cd /workspace/many && seq -f 'file-%05g.txt' 1 10000 "
-                   "| xargs touch && echo needle > file-05000.txt"));
-    expect_sh(&f, h, "ls /workspace/many | wc -l", "10000\n");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-many");
+    free(lfx_sh(&f, h,
+                "mkdir /workspace/many && cd /workspace/many && seq -f 'file-%05g.txt' 1 10000 "
+                "| xargs touch && echo needle > file-05000.txt"));
+    lfx_expect_sh(&f, h, "ls /workspace/many | wc -l", "10000\n");
     struct fsops_env env;
     env_for(&f, h, &env);
     struct ab_err err;
@@ -788,8 +685,8 @@ static void adv_many_files(void)
                     FSOPS_GREP_FILES_WITH_MATCHES, 0, &r, &err));
     T_EQ_STR(buf_cstr(&r.text), "/workspace/many/file-05000.txt");
     fsops_result_cleanup(&r);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Paths longer than PATH_MAX exist inside the sandbox (made with relative mkdir/cd): the tools
@@ -797,20 +694,20 @@ static void adv_many_files(void)
  * server deletes them. */
 static void adv_long_paths(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-long");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-long");
     /* 24 levels of 200-character names: about 4,800 bytes, beyond PATH_MAX (4096); and
      * 2,500 levels of one-character names. (Python: a shell's cd tracks $PWD, which cannot
      * exceed PATH_MAX; chdir with relative names can.) */
-    free(sh(&f, h,
-            "python3 -c \"import os\n"
-            "for top, name, n in (('top', 'd' * 200, 24), ('narrow', 'n', 2500)):\n"
-            "    os.chdir('/workspace'); os.mkdir(top); os.chdir(top)\n"
-            "    for i in range(n):\n"
-            "        os.mkdir(name); os.chdir(name)\n"
-            "    open('leaf.txt', 'w').write('deep\\n')\n"
-            "\""));
+    free(lfx_sh(&f, h,
+                "python3 -c \"import os\n"
+                "for top, name, n in (('top', 'd' * 200, 24), ('narrow', 'n', 2500)):\n"
+                "    os.chdir('/workspace'); os.mkdir(top); os.chdir(top)\n"
+                "    for i in range(n):\n"
+                "        os.mkdir(name); os.chdir(name)\n"
+                "    open('leaf.txt', 'w').write('deep\\n')\n"
+                "\""));
     struct fsops_env env;
     env_for(&f, h, &env);
     struct ab_err err;
@@ -856,10 +753,10 @@ static void adv_long_paths(void)
     }
     char hw[512];
     host_ws(&f, "ab-adv-long", hw, sizeof(hw));
-    destroy(&f, h);
+    lfx_destroy(&f, h);
     struct stat st;
     T_ASSERT(lstat(hw, &st) < 0);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -882,10 +779,10 @@ static void on_flood(void *arg, const char *data, size_t len)
  * memory does not grow with the flood. */
 static void adv_output_flood(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-flood");
-    free(sh(&f, h, "true")); /* warm up: the helper and the channel exist */
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-flood");
+    free(lfx_sh(&f, h, "true")); /* warm up: the helper and the channel exist */
     long hwm0 = tp_status_kib(0, "VmHWM");
     struct flood fl = {0};
     struct sbx_exec_req req = {.shell = "head -c 1073741824 /dev/zero | tr '\\0' x",
@@ -913,32 +810,33 @@ static void adv_output_flood(void)
     if (grown_mib > bound)
         T_FAIL("the peak RSS grew by %ld MiB during 1 GiB of output (bound %ld MiB)", grown_mib,
                bound);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* A command that closes stdout and stderr and keeps running is still waited for (its exit
  * status is the result), and its timeout still applies. */
 static void adv_closed_stdout(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-closed");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-closed");
     char *out;
-    T_EQ_INT(run(&f, h, "echo before; exec >&- 2>&-; sleep 1; echo done > /workspace/after; "
-                        "exit 7",
-                 &out),
+    T_EQ_INT(lfx_run(&f, h,
+                     "echo before; exec >&- 2>&-; sleep 1; echo done > /workspace/after; "
+                     "exit 7",
+                     &out),
              7);
     T_EQ_STR(out, "before\n");
     free(out);
-    expect_sh(&f, h, "cat /workspace/after", "done\n");
+    lfx_expect_sh(&f, h, "cat /workspace/after", "done\n");
     struct sbx_exec_result res;
-    T_EQ_INT(run_ex(&f, h, "exec >&- 2>&- </dev/null; sleep 60", 1000, NULL, &res), 124);
+    T_EQ_INT(lfx_run_ex(&f, h, "exec >&- 2>&- </dev/null; sleep 60", 1000, NULL, &res), 124);
     T_ASSERT(res.timed_out);
     sbx_exec_result_cleanup(&res);
-    expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* A command that ignores SIGTERM is killed at its timeout all the same, with its children;
@@ -954,21 +852,21 @@ static void *cancel_later(void *arg)
 
 static void adv_ignore_sigterm(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f, "auto");
-    struct sbx_handle *h = mk(&f, "ab-adv-term");
+    struct sbx_handle *h = lfx_create(&f, "ab-adv-term");
     struct sbx_exec_result res;
     char *out;
-    T_EQ_INT(run_ex(&f, h,
-                    "trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo started; "
-                    "while :; do sleep 0.1; done",
-                    1000, &out, &res),
+    T_EQ_INT(lfx_run_ex(&f, h,
+                        "trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo started; "
+                        "while :; do sleep 0.1; done",
+                        1000, &out, &res),
              124);
     T_ASSERT(res.timed_out);
     T_EQ_STR(out, "started\n");
     free(out);
     sbx_exec_result_cleanup(&res);
-    expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
+    lfx_expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
     struct ab_cancel c;
     ab_cancel_init(&c);
     pthread_t th;
@@ -984,9 +882,9 @@ static void adv_ignore_sigterm(void)
     sbx_exec_result_cleanup(&res);
     pthread_join(th, NULL);
     ab_cancel_cleanup(&c);
-    expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 static const struct t_case cases[] = {

@@ -28,154 +28,23 @@
 #include "core/sandbox.h"
 #include "providers/local/internal.h"
 #include "providers/local/local.h"
+#include "support/local_fixture.h"
 
 static const char *g_userns = "auto";
 
-struct fx {
-    struct config cfg;
-    char dir[64];
-    struct sbx_provider *p;
-};
-
-static void fx_set(struct fx *f, const char *key, const char *val)
+static void fx_config(struct lfx *f)
 {
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (cfg_set(&f->cfg, key, val, &err))
-        T_FAIL("cfg_set %s: %s", key, err.msg);
+    lfx_config(f, "test-local");
+    lfx_set(f, "local.user_namespace", g_userns);
+    lfx_set(f, "local.limits.memory", "256MiB");
+    lfx_set(f, "local.limits.pids", "128");
+    lfx_set(f, "local.limits.tmp_size", "64MiB");
 }
 
-/* A failed assertion exits the case's process: still stop its sandboxes (their cgroups)
- * and remove its state directory. */
-static struct fx *g_live;
-
-static void cleanup_at_exit(void)
-{
-    if (!g_live)
-        return;
-    if (g_live->p)
-        g_live->p->ops->free(g_live->p);
-    lcl__rm_tree(g_live->dir, NULL);
-}
-
-static void fx_config(struct fx *f)
-{
-    struct ab_err err;
-    ab_err_clear(&err);
-    memset(f, 0, sizeof(*f));
-    if (!g_live)
-        atexit(cleanup_at_exit);
-    g_live = f;
-    T_OK(cfg_init_defaults(&f->cfg, &err));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ab-test-local-XXXXXX");
-    T_ASSERT(mkdtemp(f->dir) != NULL);
-    fx_set(f, "state_dir", f->dir);
-    fx_set(f, "local.user_namespace", g_userns);
-    fx_set(f, "local.limits.memory", "256MiB");
-    fx_set(f, "local.limits.pids", "128");
-    fx_set(f, "local.limits.tmp_size", "64MiB");
-}
-
-static void fx_start(struct fx *f)
-{
-    const char *bin = getenv("AGENTBOX_BIN");
-    if (!bin)
-        T_FAIL("AGENTBOX_BIN is not set (ctest sets it to the built agentbox binary)");
-    sbx_local_set_helper_binary(bin);
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (sbx_local_new(&f->cfg, &f->p, &err))
-        T_FAIL("sbx_local_new: %s", err.msg);
-}
-
-static void fx_init(struct fx *f)
+static void fx_init(struct lfx *f)
 {
     fx_config(f);
-    fx_start(f);
-}
-
-static void fx_stop(struct fx *f)
-{
-    if (f->p)
-        f->p->ops->free(f->p);
-    f->p = NULL;
-}
-
-static void fx_done(struct fx *f)
-{
-    fx_stop(f);
-    g_live = NULL;
-    T_OK(lcl__rm_tree(f->dir, NULL));
-    cfg_cleanup(&f->cfg);
-}
-
-static struct sbx_handle *mk(struct fx *f, const char *name)
-{
-    struct sbx_info info;
-    sbx_info_init(&info);
-    info.name = ab_strdup(name);
-    info.principal = ab_strdup("");
-    info.labels = json_object();
-    info.created_ms = info.last_used_ms = ab_wall_ms();
-    struct sbx_create_req req = {.info = &info};
-    struct sbx_handle *h = NULL;
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->create(f->p, &req, &h, &err))
-        T_FAIL("create %s: %s", name, err.msg);
-    sbx_info_cleanup(&info);
-    return h;
-}
-
-static void destroy(struct fx *f, struct sbx_handle *h)
-{
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->destroy(f->p, h, &err))
-        T_FAIL("destroy: %s", err.msg);
-}
-
-/* Run a shell command; returns the exit code and the output in *out (new). */
-static int run_ex(struct fx *f, struct sbx_handle *h, const char *cmd, int64_t timeout_ms,
-                  char **out, struct sbx_exec_result *res_out)
-{
-    struct sbx_exec_req req = {.shell = cmd, .timeout_ms = timeout_ms};
-    struct sbx_exec_result res;
-    sbx_exec_result_init(&res);
-    struct ab_err err;
-    ab_err_clear(&err);
-    if (f->p->ops->exec(f->p, h, &req, &res, &err))
-        T_FAIL("exec '%s': %s", cmd, err.msg);
-    int code = res.exit_code;
-    if (out)
-        *out = ab_strdup(buf_cstr(&res.output));
-    if (res_out)
-        *res_out = res;
-    else
-        sbx_exec_result_cleanup(&res);
-    return code;
-}
-
-static int run(struct fx *f, struct sbx_handle *h, const char *cmd, char **out)
-{
-    return run_ex(f, h, cmd, 60000, out, NULL);
-}
-
-/* Run and require exit 0; returns the output (new). */
-static char *sh(struct fx *f, struct sbx_handle *h, const char *cmd)
-{
-    char *out;
-    int code = run(f, h, cmd, &out);
-    if (code != 0)
-        T_FAIL("'%s' exited %d: %s", cmd, code, out);
-    return out;
-}
-
-static void expect_sh(struct fx *f, struct sbx_handle *h, const char *cmd, const char *want)
-{
-    char *out = sh(f, h, cmd);
-    T_EQ_STR(out, want);
-    free(out);
+    lfx_start(f, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -185,30 +54,30 @@ static void expect_sh(struct fx *f, struct sbx_handle *h, const char *cmd, const
 /* The PID namespace: PID 1 is the helper, and host processes do not exist. */
 static void iso_pid_namespace(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-pid");
-    expect_sh(&f, h, "cat /proc/1/comm", "ab-sandbox\n");
-    expect_sh(&f, h, "echo $PPID", "1\n"); /* the shell's parent is the helper */
+    struct sbx_handle *h = lfx_create(&f, "ab-pid");
+    lfx_expect_sh(&f, h, "cat /proc/1/comm", "ab-sandbox\n");
+    lfx_expect_sh(&f, h, "echo $PPID", "1\n"); /* the shell's parent is the helper */
     /* Only the helper, the shell and ls: a handful of pids. */
-    char *out = sh(&f, h, "ls /proc | grep -c '^[0-9]*$'");
+    char *out = lfx_sh(&f, h, "ls /proc | grep -c '^[0-9]*$'");
     T_ASSERT(atoi(out) <= 4);
     free(out);
     /* The host's PID 1 and this test process are invisible. */
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "test -e /proc/%d; echo $?", (int)getpid());
-    expect_sh(&f, h, cmd, "1\n");
-    expect_sh(&f, h, "cat /proc/1/cmdline | tr '\\0' ' ' | grep -c init; true", "0\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, cmd, "1\n");
+    lfx_expect_sh(&f, h, "cat /proc/1/cmdline | tr '\\0' ' ' | grep -c init; true", "0\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Host processes can be neither seen nor signalled. */
 static void iso_signal_host(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-sig");
+    struct sbx_handle *h = lfx_create(&f, "ab-sig");
     pid_t victim = fork();
     if (victim == 0) {
         execl("/bin/sleep", "sleep", "60", (char *)NULL);
@@ -217,7 +86,7 @@ static void iso_signal_host(void)
     T_ASSERT(victim > 0);
     char cmd[128], *out;
     snprintf(cmd, sizeof(cmd), "kill -9 %d 2>&1; echo rc=$?", (int)victim);
-    int code = run(&f, h, cmd, &out);
+    int code = lfx_run(&f, h, cmd, &out);
     T_EQ_INT(code, 0);
     T_ASSERT(strstr(out, "rc=1") != NULL);
     free(out);
@@ -225,17 +94,17 @@ static void iso_signal_host(void)
     T_EQ_INT(waitpid(victim, &st, WNOHANG), 0); /* still alive */
     kill(victim, SIGKILL);
     waitpid(victim, &st, 0);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* The root holds only the allowed host directories, read-only. */
 static void iso_filesystem_view(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-fs");
-    char *out = sh(&f, h, "ls -A / | tr '\\n' ' '");
+    struct sbx_handle *h = lfx_create(&f, "ab-fs");
+    char *out = lfx_sh(&f, h, "ls -A / | tr '\\n' ' '");
     const char *allowed[] = {"bin",    "dev",  "etc",  "lib", "lib32", "lib64",
                              "libx32", "proc", "sbin", "tmp", "usr",   "workspace"};
     char *save = NULL;
@@ -253,48 +122,48 @@ static void iso_filesystem_view(void)
              "for p in /root /home /var /opt /work /srv /mnt /sys /etc/shadow /etc/sudoers "
              "%s; do test -e $p && echo visible:$p; done; true",
              f.dir);
-    expect_sh(&f, h, cmd, "");
+    lfx_expect_sh(&f, h, cmd, "");
     /* /etc/passwd is the sandbox's own. */
-    expect_sh(&f, h,
-              "grep -c '^sandbox:' /etc/passwd; grep -c '^root:x:0:0:root:/root:/bin/bash' "
-              "/etc/passwd; true",
-              "1\n0\n");
+    lfx_expect_sh(&f, h,
+                  "grep -c '^sandbox:' /etc/passwd; grep -c '^root:x:0:0:root:/root:/bin/bash' "
+                  "/etc/passwd; true",
+                  "1\n0\n");
     /* The system directories are there and usable, but read-only. */
-    expect_sh(&f, h, "test -x /usr/bin/env && echo yes", "yes\n");
-    out = sh(&f, h, "grep -E ' /usr ' /proc/self/mounts");
+    lfx_expect_sh(&f, h, "test -x /usr/bin/env && echo yes", "yes\n");
+    out = lfx_sh(&f, h, "grep -E ' /usr ' /proc/self/mounts");
     T_ASSERT(strstr(out, " ro,") != NULL);
     free(out);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Writes succeed only in the workspace and /tmp (and /dev/shm, the POSIX shm tmpfs). */
 static void iso_writes(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-wr");
+    struct sbx_handle *h = lfx_create(&f, "ab-wr");
     const char *denied[] = {"/x",      "/usr/x", "/usr/bin/x", "/etc/x",  "/etc/passwd", "/bin/x",
                             "/sbin/x", "/lib/x", "/dev/x",     "/proc/x", "/etc/ssl/x"};
     for (size_t i = 0; i < AB_ARRAY_LEN(denied); i++) {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "echo data > %s 2>/dev/null && echo WROTE", denied[i]);
         char *out;
-        run(&f, h, cmd, &out);
+        lfx_run(&f, h, cmd, &out);
         if (strstr(out, "WROTE"))
             T_FAIL("the sandbox could write %s", denied[i]);
         free(out);
     }
-    expect_sh(&f, h,
-              "echo a > /workspace/x && echo b > /tmp/x && echo c > /dev/shm/x && "
-              "cat /workspace/x /tmp/x /dev/shm/x",
-              "a\nb\nc\n");
+    lfx_expect_sh(&f, h,
+                  "echo a > /workspace/x && echo b > /tmp/x && echo c > /dev/shm/x && "
+                  "cat /workspace/x /tmp/x /dev/shm/x",
+                  "a\nb\nc\n");
     /* No remounting our way out either. */
     char *out;
-    T_ASSERT(run(&f, h, "mount -o remount,rw / 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "mount -o remount,rw / 2>&1", &out) != 0);
     free(out);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 static int listen_any(int *port)
@@ -314,9 +183,9 @@ static int listen_any(int *port)
  * server's HTTP port lives) are reachable. */
 static void iso_network(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-net");
+    struct sbx_handle *h = lfx_create(&f, "ab-net");
     int port;
     int ls = listen_any(&port);
     /* Find a non-loopback IPv4 address of the host, and check the listener is reachable
@@ -342,28 +211,28 @@ static void iso_network(void)
         snprintf(cmd, sizeof(cmd),
                  "bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo CONNECTED; true", targets[i],
                  port);
-        run(&f, h, cmd, &out);
+        lfx_run(&f, h, cmd, &out);
         if (strstr(out, "CONNECTED"))
             T_FAIL("the sandbox reached %s:%d", targets[i], port);
         free(out);
     }
     close(ls);
     /* Only the loopback interface, and it is up. */
-    expect_sh(&f, h, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", "lo\n");
-    expect_sh(&f, h, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/1' 2>&1 | grep -q refused && echo ok",
-              "ok\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", "lo\n");
+    lfx_expect_sh(&f, h, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/1' 2>&1 | grep -q refused && echo ok",
+                  "ok\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* One sandbox cannot read another's workspace. */
 static void iso_other_workspace(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *a = mk(&f, "ab-ws-a");
-    struct sbx_handle *b = mk(&f, "ab-ws-b");
-    free(sh(&f, a, "echo topsecret-a > /workspace/secret.txt"));
+    struct sbx_handle *a = lfx_create(&f, "ab-ws-a");
+    struct sbx_handle *b = lfx_create(&f, "ab-ws-b");
+    free(lfx_sh(&f, a, "echo topsecret-a > /workspace/secret.txt"));
     char cmd[512];
     snprintf(cmd, sizeof(cmd),
              "cat /workspace/secret.txt 2>/dev/null; cat %s/sandboxes/ab-ws-a/workspace/secret.txt "
@@ -371,39 +240,39 @@ static void iso_other_workspace(void)
              "-path /usr -prune -o -name secret.txt -print 2>/dev/null; grep -rl topsecret-a "
              "/workspace /tmp /dev/shm /etc 2>/dev/null; true",
              f.dir);
-    expect_sh(&f, b, cmd, "");
+    lfx_expect_sh(&f, b, cmd, "");
     /* and through /proc: b sees only its own processes */
-    expect_sh(&f, b, "ls /proc/*/root/workspace 2>/dev/null | grep -c secret; true", "0\n");
-    destroy(&f, a);
-    destroy(&f, b);
-    fx_done(&f);
+    lfx_expect_sh(&f, b, "ls /proc/*/root/workspace 2>/dev/null | grep -c secret; true", "0\n");
+    lfx_destroy(&f, a);
+    lfx_destroy(&f, b);
+    lfx_done(&f);
 }
 
 /* Commands run as the unprivileged sandbox uid with no capabilities at all. */
 static void iso_credentials(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-cred");
-    expect_sh(&f, h, "id -u; id -g; id -G", "1000\n1000\n1000\n");
-    expect_sh(&f, h,
-              "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
-              "/proc/self/status | tr -d '\\t'",
-              "CapInh:0000000000000000\nCapPrm:0000000000000000\nCapEff:0000000000000000\n"
-              "CapBnd:0000000000000000\nCapAmb:0000000000000000\nNoNewPrivs:1\nSeccomp:2\n");
+    struct sbx_handle *h = lfx_create(&f, "ab-cred");
+    lfx_expect_sh(&f, h, "id -u; id -g; id -G", "1000\n1000\n1000\n");
+    lfx_expect_sh(&f, h,
+                  "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
+                  "/proc/self/status | tr -d '\\t'",
+                  "CapInh:0000000000000000\nCapPrm:0000000000000000\nCapEff:0000000000000000\n"
+                  "CapBnd:0000000000000000\nCapAmb:0000000000000000\nNoNewPrivs:1\nSeccomp:2\n");
     /* Namespaces, mounts and ptrace are refused (seccomp, and no capabilities anyway). */
     char *out;
-    T_ASSERT(run(&f, h, "unshare -U -r true 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "unshare -U -r true 2>&1", &out) != 0);
     free(out);
-    T_ASSERT(run(&f, h, "mount -t tmpfs none /tmp 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "mount -t tmpfs none /tmp 2>&1", &out) != 0);
     free(out);
     /* The helper (PID 1) is not dumpable: its environment and descriptors are closed. */
-    T_ASSERT(run(&f, h, "cat /proc/1/environ 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "cat /proc/1/environ 2>&1", &out) != 0);
     free(out);
-    T_ASSERT(run(&f, h, "ls /proc/1/fd 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "ls /proc/1/fd 2>&1", &out) != 0);
     free(out);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* The server's environment (it may hold tokens) and descriptors never reach a sandbox. */
@@ -414,17 +283,17 @@ static void iso_env_and_fds(void)
     T_ASSERT(leak >= 0);
     int leak2 = dup2(leak, 77);
     T_EQ_INT(leak2, 77);
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-env");
-    char *out = sh(&f, h, "env; cat /proc/self/environ");
+    struct sbx_handle *h = lfx_create(&f, "ab-env");
+    char *out = lfx_sh(&f, h, "env; cat /proc/self/environ");
     T_ASSERT(strstr(out, "s3cr3t") == NULL);
     T_ASSERT(strstr(out, "AGENTBOX_") == NULL);
     T_ASSERT(strstr(out, "HOME=/workspace") != NULL);
     free(out);
     /* The command sees exactly stdin, stdout, stderr (and ls's own directory). */
-    expect_sh(&f, h, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3 ");
-    expect_sh(&f, h, "test -e /proc/self/fd/77 && echo LEAK; true", "");
+    lfx_expect_sh(&f, h, "ls /proc/self/fd | tr '\\n' ' '", "0 1 2 3 ");
+    lfx_expect_sh(&f, h, "test -e /proc/self/fd/77 && echo LEAK; true", "");
     /* Extra variables given with the request do arrive. */
     struct sbx_exec_req req = {.shell = "echo $FOO:$HOME",
                                .env = (const char *[]){"FOO=bar", NULL}};
@@ -435,8 +304,8 @@ static void iso_env_and_fds(void)
     T_OK(f.p->ops->exec(f.p, h, &req, &res, &err));
     T_EQ_STR(buf_cstr(&res.output), "bar:/workspace\n");
     sbx_exec_result_cleanup(&res);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
     close(leak);
     close(leak2);
 }
@@ -444,21 +313,21 @@ static void iso_env_and_fds(void)
 /* A command is killed at its timeout with exit code 124; the output so far is kept. */
 static void iso_timeout(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-to");
+    struct sbx_handle *h = lfx_create(&f, "ab-to");
     struct sbx_exec_result res;
     char *out;
-    int code = run_ex(&f, h, "echo before; sleep 30; echo after", 300, &out, &res);
+    int code = lfx_run_ex(&f, h, "echo before; sleep 30; echo after", 300, &out, &res);
     T_EQ_INT(code, 124);
     T_ASSERT(res.timed_out);
     T_EQ_STR(out, "before\n");
     free(out);
     sbx_exec_result_cleanup(&res);
     /* The whole process group died: nothing of it is left. */
-    expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 #define BOTH_MODES(fn)                                                                             \
@@ -501,14 +370,14 @@ static void on_chunk(void *arg, const char *data, size_t len)
 
 static void t_exec_basics(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-exec");
+    struct sbx_handle *h = lfx_create(&f, "ab-exec");
     struct ab_err err;
     ab_err_clear(&err);
     char *out;
-    T_EQ_INT(run(&f, h, "exit 3", NULL), 3);
-    T_EQ_INT(run(&f, h, "kill -9 $$", NULL), 137);
+    T_EQ_INT(lfx_run(&f, h, "exit 3", NULL), 3);
+    T_EQ_INT(lfx_run(&f, h, "kill -9 $$", NULL), 137);
     /* argv: no shell involved, argv[0] found in PATH */
     const char *argv[] = {"printf", "%s|%s", "a b", "$HOME", NULL};
     struct sbx_exec_req req = {.argv = argv};
@@ -526,7 +395,7 @@ static void t_exec_basics(void)
     T_ASSERT(strstr(buf_cstr(&res.output), "no-such-program-xyz") != NULL);
     sbx_exec_result_cleanup(&res);
     /* cwd, and a missing cwd is an error rather than a run */
-    free(sh(&f, h, "mkdir -p /workspace/sub"));
+    free(lfx_sh(&f, h, "mkdir -p /workspace/sub"));
     struct sbx_exec_req req3 = {.shell = "pwd", .cwd = "/workspace/sub"};
     sbx_exec_result_init(&res);
     T_OK(f.p->ops->exec(f.p, h, &req3, &res, &err));
@@ -553,19 +422,19 @@ static void t_exec_basics(void)
     sbx_exec_result_cleanup(&res);
     free(data);
     /* stdout and stderr interleave on one stream */
-    T_EQ_INT(run(&f, h, "echo out; echo err >&2; echo out2", &out), 0);
+    T_EQ_INT(lfx_run(&f, h, "echo out; echo err >&2; echo out2", &out), 0);
     T_EQ_STR(out, "out\nerr\nout2\n");
     free(out);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Output streams to the callback as it is produced, and the cap truncates what is kept. */
 static void t_exec_streaming_and_cap(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-stream");
+    struct sbx_handle *h = lfx_create(&f, "ab-stream");
     struct ab_err err;
     ab_err_clear(&err);
     struct chunks c = {0};
@@ -597,8 +466,8 @@ static void t_exec_streaming_and_cap(void)
     T_EQ_STR(buf_cstr(&res.output), "12345");
     sbx_exec_result_cleanup(&res);
     buf_cleanup(&c.all);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 struct canceller {
@@ -615,9 +484,9 @@ static void *cancel_later(void *arg)
 
 static void t_exec_cancel(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-cancel");
+    struct sbx_handle *h = lfx_create(&f, "ab-cancel");
     struct ab_cancel cancel;
     ab_cancel_init(&cancel);
     struct canceller x = {&cancel};
@@ -637,9 +506,9 @@ static void t_exec_cancel(void)
     sbx_exec_result_cleanup(&res);
     ab_cancel_cleanup(&cancel);
     /* the sandbox is fine afterwards */
-    expect_sh(&f, h, "echo ok", "ok\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "echo ok", "ok\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* Host processes in the PID namespace named by ns (a readlink of /proc/PID/ns/pid). */
@@ -668,17 +537,17 @@ static int count_ns_procs(const char *ns)
  * and destroy kills the whole PID namespace. */
 static void t_exec_background(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-bg");
+    struct sbx_handle *h = lfx_create(&f, "ab-bg");
     /* The background job keeps the output pipe open: exec must still return. */
-    expect_sh(&f, h, "sleep 987654 & echo started", "started\n");
+    lfx_expect_sh(&f, h, "sleep 987654 & echo started", "started\n");
     /* ... even one that keeps writing to it: exec ends when the command itself exits */
-    char *out = sh(&f, h, "(while true; do echo spam; sleep 0.05; done) & echo started2");
+    char *out = lfx_sh(&f, h, "(while true; do echo spam; sleep 0.05; done) & echo started2");
     T_ASSERT(strstr(out, "started2\n") != NULL);
     free(out);
-    expect_sh(&f, h, "ps -e -o args= | grep -c '^sleep 987654'", "1\n");
-    expect_sh(&f, h, "echo still responsive", "still responsive\n");
+    lfx_expect_sh(&f, h, "ps -e -o args= | grep -c '^sleep 987654'", "1\n");
+    lfx_expect_sh(&f, h, "echo still responsive", "still responsive\n");
     json_t *st;
     struct ab_err err;
     ab_err_clear(&err);
@@ -692,15 +561,15 @@ static void t_exec_background(void)
     T_ASSERT(nl > 0);
     ns[nl] = '\0';
     T_ASSERT(count_ns_procs(ns) >= 3); /* the helper, sleep, the spam loop */
-    destroy(&f, h);
+    lfx_destroy(&f, h);
     T_ASSERT(kill(helper, 0) < 0);
     /* No process of the sandbox survives on the host. */
     T_EQ_INT(count_ns_procs(ns), 0);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 struct par {
-    struct fx *f;
+    struct lfx *f;
     struct sbx_handle *h;
     int idx;
     int ok;
@@ -740,9 +609,9 @@ static void *par_main(void *arg)
 /* Many threads use one sandbox at once (commands and files interleaved). */
 static void t_concurrent_ops(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-par");
+    struct sbx_handle *h = lfx_create(&f, "ab-par");
     struct par x[6];
     pthread_t t[6];
     for (int i = 0; i < 6; i++) {
@@ -753,8 +622,8 @@ static void t_concurrent_ops(void)
         pthread_join(t[i], NULL);
         T_EQ_INT(x[i].ok, 40);
     }
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -763,16 +632,16 @@ static void t_concurrent_ops(void)
 
 static void t_files(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-files");
+    struct sbx_handle *h = lfx_create(&f, "ab-files");
     struct sbx_provider *p = f.p;
     struct ab_err err;
     ab_err_clear(&err);
     /* write creates parents; read returns it; exec sees it */
     T_OK(p->ops->write_file(p, h, "/workspace/a/b/c.txt", "hello\n", 6, &err));
-    expect_sh(&f, h, "cat /workspace/a/b/c.txt; stat -c %a /workspace/a/b /workspace/a/b/c.txt",
-              "hello\n755\n644\n");
+    lfx_expect_sh(&f, h, "cat /workspace/a/b/c.txt; stat -c %a /workspace/a/b /workspace/a/b/c.txt",
+                  "hello\n755\n644\n");
     struct buf b;
     buf_init(&b, 1 << 20);
     T_OK(p->ops->read_file(p, h, "/workspace/a/b/c.txt", 100, &b, &err));
@@ -788,12 +657,12 @@ static void t_files(void)
     T_EQ_INT(p->ops->write_file(p, h, "/workspace/a", "x", 1, &err), AB_ISDIR);
     T_EQ_INT(p->ops->read_file(p, h, "relative", 100, &b, &err), AB_INVAL);
     /* a FIFO or a device never hangs the helper */
-    free(sh(&f, h, "mkfifo /workspace/fifo"));
+    free(lfx_sh(&f, h, "mkfifo /workspace/fifo"));
     T_EQ_INT(p->ops->read_file(p, h, "/workspace/fifo", 100, &b, &err), AB_INVAL);
     T_ASSERT(p->ops->write_file(p, h, "/workspace/fifo", "x", 1, &err) != AB_OK);
     T_EQ_INT(p->ops->read_file(p, h, "/dev/zero", 100, &b, &err), AB_INVAL);
     /* symlinks resolve inside the sandbox: /etc/passwd is the sandbox's */
-    free(sh(&f, h, "ln -s /etc/passwd /workspace/pw; ln -s /nonexistent /workspace/dangling"));
+    free(lfx_sh(&f, h, "ln -s /etc/passwd /workspace/pw; ln -s /nonexistent /workspace/dangling"));
     T_OK(p->ops->read_file(p, h, "/workspace/pw", 1 << 20, &b, &err));
     T_ASSERT(strstr(buf_cstr(&b), "sandbox:x:1000") != NULL);
     buf_reset(&b);
@@ -844,13 +713,13 @@ static void t_files(void)
     sbx_dirents_free(ents, n);
     T_EQ_INT(p->ops->list_dir(p, h, "/workspace/big.bin", &ents, &n, &err), AB_NOTDIR);
     /* a directory of many entries comes in several frames */
-    free(sh(&f, h, "mkdir /workspace/many && cd /workspace/many && seq 1 3000 | xargs touch"));
+    free(lfx_sh(&f, h, "mkdir /workspace/many && cd /workspace/many && seq 1 3000 | xargs touch"));
     T_OK(p->ops->list_dir(p, h, "/workspace/many", &ents, &n, &err));
     T_EQ_INT(n, 3000);
     sbx_dirents_free(ents, n);
     buf_cleanup(&b);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 static int cmp_walk(const void *a, const void *b)
@@ -861,17 +730,18 @@ static int cmp_walk(const void *a, const void *b)
 
 static void t_walk_and_search(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-walk");
+    struct sbx_handle *h = lfx_create(&f, "ab-walk");
     struct sbx_provider *p = f.p;
     struct ab_err err;
     ab_err_clear(&err);
-    free(sh(&f, h,
-            "cd /workspace && mkdir -p src/lib .git/objects && echo 'int main() { return 0; }' > "
-            "src/main.c && printf 'alpha\\r\\nneedle here\\nbeta needle\\n' > src/lib/x.txt && "
-            "printf 'bin\\0needle' > src/bin.dat && echo needle > .git/objects/o && "
-            "ln -s /etc src/etc-link"));
+    free(lfx_sh(
+        &f, h,
+        "cd /workspace && mkdir -p src/lib .git/objects && echo 'int main() { return 0; }' > "
+        "src/main.c && printf 'alpha\\r\\nneedle here\\nbeta needle\\n' > src/lib/x.txt && "
+        "printf 'bin\\0needle' > src/bin.dat && echo needle > .git/objects/o && "
+        "ln -s /etc src/etc-link"));
     struct sbx_walk_req wr = {.root = "/workspace", .skip_dot_dirs = true};
     struct sbx_walk_entry *ents;
     size_t n;
@@ -925,9 +795,9 @@ static void t_walk_and_search(void)
     T_ASSERT(trunc);
     sbx_matches_free(m, n);
     /* a line longer than the helper's 1 MiB window, and a match across its boundary */
-    free(sh(&f, h,
-            "cd /workspace && (head -c 1048570 /dev/zero | tr '\\0' a; printf 'needle'; "
-            "head -c 2000000 /dev/zero | tr '\\0' b; printf '\\nshort needle\\n') > long.txt"));
+    free(lfx_sh(&f, h,
+                "cd /workspace && (head -c 1048570 /dev/zero | tr '\\0' a; printf 'needle'; "
+                "head -c 2000000 /dev/zero | tr '\\0' b; printf '\\nshort needle\\n') > long.txt"));
     const char *lp[] = {"/workspace/long.txt"};
     struct sbx_search_req sr2 = {.paths = lp, .npaths = 1, .literal = "needle", .literal_len = 6};
     T_OK(p->ops->search(p, h, &sr2, &m, &n, &trunc, &err));
@@ -937,15 +807,15 @@ static void t_walk_and_search(void)
     T_EQ_INT(m[1].line, 2);
     T_EQ_STR(m[1].text, "short needle");
     sbx_matches_free(m, n);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
  * limits
  * ---------------------------------------------------------------------------------------- */
 
-static json_t *status_of(struct fx *f, struct sbx_handle *h)
+static json_t *status_of(struct lfx *f, struct sbx_handle *h)
 {
     json_t *st;
     struct ab_err err;
@@ -957,13 +827,13 @@ static json_t *status_of(struct fx *f, struct sbx_handle *h)
 
 static void t_limits_reported(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "local.limits.nofile", "200");
-    fx_set(&f, "local.limits.file_size", "1MiB");
-    fx_set(&f, "local.limits.cpu_seconds", "7");
-    fx_start(&f);
-    struct sbx_handle *h = mk(&f, "ab-lim");
+    lfx_set(&f, "local.limits.nofile", "200");
+    lfx_set(&f, "local.limits.file_size", "1MiB");
+    lfx_set(&f, "local.limits.cpu_seconds", "7");
+    lfx_start(&f, NULL);
+    struct sbx_handle *h = lfx_create(&f, "ab-lim");
     json_t *st = status_of(&f, h);
     json_t *lim = json_object_get(st, "limits");
     T_EQ_STR(json_string_value(json_object_get(st, "state")), "running");
@@ -979,21 +849,21 @@ static void t_limits_reported(void)
     T_EQ_INT(json_integer_value(json_object_get(lim, "pids")), 128);
     json_decref(st);
     /* and they are the ones in force inside */
-    expect_sh(&f, h, "ulimit -n; ulimit -f; ulimit -t", "200\n2048\n7\n");
+    lfx_expect_sh(&f, h, "ulimit -n; ulimit -f; ulimit -t", "200\n2048\n7\n");
     char *out;
-    T_ASSERT(run(&f, h, "head -c 2000000 /dev/zero > /workspace/f 2>&1", &out) != 0);
+    T_ASSERT(lfx_run(&f, h, "head -c 2000000 /dev/zero > /workspace/f 2>&1", &out) != 0);
     free(out);
-    expect_sh(&f, h, "stat -c %s /workspace/f", "1048576\n");
-    expect_sh(&f, h, "df -k /tmp | tail -1 | awk '{print $2}'", "65536\n");
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_expect_sh(&f, h, "stat -c %s /workspace/f", "1048576\n");
+    lfx_expect_sh(&f, h, "df -k /tmp | tail -1 | awk '{print $2}'", "65536\n");
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* The cgroup directory the provider keeps its sandboxes' cgroups in is removed behind its
  * back (a cleanup script): the next sandbox makes it again and still gets its limits. */
 static void t_cgroup_base_removed(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     char cmd[512];
     snprintf(cmd, sizeof(cmd),
@@ -1004,26 +874,27 @@ static void t_cgroup_base_removed(void)
              f.dir);
     if (system(cmd) != 0)
         T_FAIL("could not find and remove the provider's cgroup directories");
-    struct sbx_handle *h = mk(&f, "ab-cgback");
+    struct sbx_handle *h = lfx_create(&f, "ab-cgback");
     json_t *st = status_of(&f, h);
     T_EQ_INT(json_integer_value(json_object_get(json_object_get(st, "limits"), "pids")), 128);
     json_decref(st);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* A fork bomb fills its own sandbox's process limit; another sandbox and the server are
  * unaffected, and destroy ends it. */
 static void fork_bomb(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "local.limits.pids", "64");
-    fx_start(&f);
-    struct sbx_handle *bomb = mk(&f, "ab-bomb");
-    struct sbx_handle *other = mk(&f, "ab-calm");
+    lfx_set(&f, "local.limits.pids", "64");
+    lfx_start(&f, NULL);
+    struct sbx_handle *bomb = lfx_create(&f, "ab-bomb");
+    struct sbx_handle *other = lfx_create(&f, "ab-calm");
     char *out;
-    run_ex(&f, bomb, "bash -c 'b(){ b | b & }; b' >/dev/null 2>&1; echo lit", 10000, &out, NULL);
+    lfx_run_ex(&f, bomb, "bash -c 'b(){ b | b & }; b' >/dev/null 2>&1; echo lit", 10000, &out,
+               NULL);
     T_EQ_STR(out, "lit\n"); /* the command itself returned: the bomb runs in the background */
     free(out);
     /* With a pids cgroup, its count reaches the limit (so the bomb really went off) and stays
@@ -1046,43 +917,43 @@ static void fork_bomb(void)
                  64);
     json_decref(st);
     for (int i = 0; i < 5; i++)
-        expect_sh(&f, other, "echo fine", "fine\n");
+        lfx_expect_sh(&f, other, "echo fine", "fine\n");
     /* the server process can still fork */
     pid_t c = fork();
     if (c == 0)
         _exit(0);
     T_ASSERT(c > 0);
     waitpid(c, NULL, 0);
-    destroy(&f, bomb); /* kills the whole namespace */
-    expect_sh(&f, other, "echo fine", "fine\n");
-    destroy(&f, other);
-    fx_done(&f);
+    lfx_destroy(&f, bomb); /* kills the whole namespace */
+    lfx_expect_sh(&f, other, "echo fine", "fine\n");
+    lfx_destroy(&f, other);
+    lfx_done(&f);
 }
 
 /* A memory bomb is killed inside its sandbox; the helper, other sandboxes and the server
  * keep working. */
 static void memory_bomb(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "local.limits.memory", "128MiB");
-    fx_start(&f);
-    struct sbx_handle *bomb = mk(&f, "ab-mbomb");
-    struct sbx_handle *other = mk(&f, "ab-mcalm");
+    lfx_set(&f, "local.limits.memory", "128MiB");
+    lfx_start(&f, NULL);
+    struct sbx_handle *bomb = lfx_create(&f, "ab-mbomb");
+    struct sbx_handle *other = lfx_create(&f, "ab-mcalm");
     json_t *st = status_of(&f, bomb);
     if (!json_is_integer(json_object_get(json_object_get(st, "limits"), "memory_bytes")))
         T_FAIL("no memory cgroup limit in force here");
     json_decref(st);
     char *out;
-    int code = run_ex(&f, bomb, "python3 -c \"x = 'a' * (1024 * 1024 * 1024); print(len(x))\"",
-                      60000, &out, NULL);
+    int code = lfx_run_ex(&f, bomb, "python3 -c \"x = 'a' * (1024 * 1024 * 1024); print(len(x))\"",
+                          60000, &out, NULL);
     T_EQ_INT(code, 137); /* SIGKILL from the OOM killer */
     free(out);
-    expect_sh(&f, bomb, "echo survived", "survived\n");
-    expect_sh(&f, other, "echo fine", "fine\n");
-    destroy(&f, bomb);
-    destroy(&f, other);
-    fx_done(&f);
+    lfx_expect_sh(&f, bomb, "echo survived", "survived\n");
+    lfx_expect_sh(&f, other, "echo fine", "fine\n");
+    lfx_destroy(&f, bomb);
+    lfx_destroy(&f, other);
+    lfx_done(&f);
 }
 
 BOTH_MODES(fork_bomb)
@@ -1094,14 +965,14 @@ BOTH_MODES(memory_bomb)
 
 static void t_restart_keeps_workspace(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-persist");
-    free(sh(&f, h, "echo kept > /workspace/note.txt; sleep 1000 &"));
+    struct sbx_handle *h = lfx_create(&f, "ab-persist");
+    free(lfx_sh(&f, h, "echo kept > /workspace/note.txt; sleep 1000 &"));
     /* a shutdown releases (does not destroy) */
     f.p->ops->release(f.p, h);
-    fx_stop(&f);
-    fx_start(&f);
+    lfx_stop(&f);
+    lfx_start(&f, NULL);
     struct sbx_list_page page;
     struct ab_err err;
     ab_err_clear(&err);
@@ -1116,19 +987,19 @@ static void t_restart_keeps_workspace(void)
     json_t *st = status_of(&f, h);
     T_EQ_STR(json_string_value(json_object_get(st, "state")), "stopped");
     json_decref(st);
-    expect_sh(&f, h, "cat /workspace/note.txt", "kept\n");
+    lfx_expect_sh(&f, h, "cat /workspace/note.txt", "kept\n");
     /* processes do not survive a restart */
-    expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
+    lfx_expect_sh(&f, h, "ps -e -o comm= | grep -c sleep; true", "0\n");
     T_EQ_INT(f.p->ops->attach(f.p, "ab-persist", &h, &info, &err), AB_BUSY);
     T_EQ_INT(f.p->ops->attach(f.p, "ab-nope", &h, &info, &err), AB_NOTFOUND);
-    destroy(&f, h);
+    lfx_destroy(&f, h);
     T_OK(f.p->ops->list(f.p, NULL, NULL, NULL, 0, &page, &err));
     T_EQ_INT(page.n, 0);
     sbx_list_page_cleanup(&page);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
-static pid_t helper_pid(struct fx *f, struct sbx_handle *h)
+static pid_t helper_pid(struct lfx *f, struct sbx_handle *h)
 {
     json_t *st = status_of(f, h);
     pid_t pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
@@ -1149,30 +1020,30 @@ static void wait_gone(pid_t pid)
 /* A helper that dies (killed, OOM) is restarted by the next call, workspace intact. */
 static void t_helper_death_recreate(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
-    struct sbx_handle *h = mk(&f, "ab-phoenix");
-    free(sh(&f, h, "echo data > /workspace/f"));
+    struct sbx_handle *h = lfx_create(&f, "ab-phoenix");
+    free(lfx_sh(&f, h, "echo data > /workspace/f"));
     pid_t pid = helper_pid(&f, h);
     T_OK(kill(pid, SIGKILL));
     wait_gone(pid);
     json_t *st = status_of(&f, h);
     T_EQ_STR(json_string_value(json_object_get(st, "state")), "dead");
     json_decref(st);
-    expect_sh(&f, h, "cat /workspace/f", "data\n");
+    lfx_expect_sh(&f, h, "cat /workspace/f", "data\n");
     T_ASSERT(helper_pid(&f, h) != pid);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* ... or, with local.recreate_on_death false, the next call gets a clear error. */
 static void t_helper_death_error(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "local.recreate_on_death", "false");
-    fx_start(&f);
-    struct sbx_handle *h = mk(&f, "ab-dead");
+    lfx_set(&f, "local.recreate_on_death", "false");
+    lfx_start(&f, NULL);
+    struct sbx_handle *h = lfx_create(&f, "ab-dead");
     pid_t pid = helper_pid(&f, h);
     T_OK(kill(pid, SIGKILL));
     wait_gone(pid);
@@ -1184,32 +1055,32 @@ static void t_helper_death_error(void)
     T_EQ_INT(f.p->ops->exec(f.p, h, &req, &res, &err), AB_SANDBOX);
     T_ASSERT(strstr(err.msg, "recreate_on_death") != NULL);
     sbx_exec_result_cleanup(&res);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* A server killed with SIGKILL leaves a consistent state directory, and its sandboxes'
  * processes die with it. */
 static void t_sigkill_server(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
     int pipefd[2];
     T_OK(pipe(pipefd));
     pid_t server = fork();
     if (server == 0) {
         close(pipefd[0]);
-        fx_start(&f);
-        struct sbx_handle *h = mk(&f, "ab-crash-a");
-        free(sh(&f, h, "echo before-crash > /workspace/f; sleep 999 &"));
+        lfx_start(&f, NULL);
+        struct sbx_handle *h = lfx_create(&f, "ab-crash-a");
+        free(lfx_sh(&f, h, "echo before-crash > /workspace/f; sleep 999 &"));
         pid_t hp = helper_pid(&f, h);
-        mk(&f, "ab-crash-b");
+        lfx_create(&f, "ab-crash-b");
         write(pipefd[1], &hp, sizeof(hp));
         /* keep creating and writing until killed */
         for (int i = 0;; i++) {
             char name[32];
             snprintf(name, sizeof(name), "ab-crash-n%d", i);
-            struct sbx_handle *x = mk(&f, name);
+            struct sbx_handle *x = lfx_create(&f, name);
             struct ab_err err;
             f.p->ops->write_file(f.p, x, "/workspace/x", "x", 1, &err);
             struct sbx_info info;
@@ -1230,15 +1101,15 @@ static void t_sigkill_server(void)
     kill(server, SIGKILL);
     waitpid(server, NULL, 0);
     wait_gone(hp); /* the helper noticed and took its namespace down */
-    fx_start(&f);
+    lfx_start(&f, NULL);
     struct sbx_info info;
     struct sbx_handle *h;
     struct ab_err err;
     ab_err_clear(&err);
     T_OK(f.p->ops->attach(f.p, "ab-crash-a", &h, &info, &err));
     sbx_info_cleanup(&info);
-    expect_sh(&f, h, "cat /workspace/f", "before-crash\n");
-    destroy(&f, h);
+    lfx_expect_sh(&f, h, "cat /workspace/f", "before-crash\n");
+    lfx_destroy(&f, h);
     /* every listed sandbox is complete */
     struct sbx_list_page page;
     T_OK(f.p->ops->list(f.p, NULL, NULL, NULL, 1000, &page, &err));
@@ -1263,13 +1134,13 @@ static void t_sigkill_server(void)
     pclose(pp);
     T_EQ_INT(atoi(line), 1);
     T_EQ_INT(atoi(line2), 0);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 /* Labels, principals and pagination in list(). */
 static void t_list(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     struct ab_err err;
     ab_err_clear(&err);
@@ -1305,14 +1176,14 @@ static void t_list(void)
     T_EQ_INT(pages, 2);
     T_EQ_INT(f.p->ops->list(f.p, NULL, "bad selector!!", NULL, 0, &page, &err), AB_INVAL);
     for (int i = 0; i < 5; i++)
-        destroy(&f, hs[i]);
-    fx_done(&f);
+        lfx_destroy(&f, hs[i]);
+    lfx_done(&f);
 }
 
 /* Warm sandboxes: anonymous creation, then bind() gives them a name. */
 static void t_bind(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     struct ab_err err;
     ab_err_clear(&err);
@@ -1321,7 +1192,7 @@ static void t_bind(void)
     struct sbx_create_req req = {.info = &anon};
     struct sbx_handle *h;
     T_OK(f.p->ops->create(f.p, &req, &h, &err));
-    free(sh(&f, h, "echo warm > /workspace/w"));
+    free(lfx_sh(&f, h, "echo warm > /workspace/w"));
     struct sbx_info info;
     sbx_info_init(&info);
     info.name = ab_strdup("ab-bound");
@@ -1329,7 +1200,7 @@ static void t_bind(void)
     info.labels = json_object();
     info.warm = true;
     T_OK(f.p->ops->bind(f.p, h, &info, &err));
-    expect_sh(&f, h, "cat /workspace/w && echo more >> /workspace/w", "warm\n");
+    lfx_expect_sh(&f, h, "cat /workspace/w && echo more >> /workspace/w", "warm\n");
     char path[256];
     snprintf(path, sizeof(path), "%s/sandboxes/ab-bound/workspace/w", f.dir);
     FILE *fp = fopen(path, "r");
@@ -1344,8 +1215,8 @@ static void t_bind(void)
     sbx_list_page_cleanup(&page);
     T_EQ_INT(f.p->ops->bind(f.p, h, &info, &err), AB_INVAL); /* already named */
     sbx_info_cleanup(&info);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
 }
 
 /* When namespaces are denied (here by a seccomp filter, as container runtimes install),
@@ -1362,7 +1233,7 @@ static void t_namespaces_denied(void)
     T_OK(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0));
     T_OK(seccomp_load(ctx)); /* this test process only (each case is forked) */
     seccomp_release(ctx);
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
     const char *bin = getenv("AGENTBOX_BIN");
     T_ASSERT(bin != NULL);
@@ -1384,15 +1255,15 @@ static void t_namespaces_denied(void)
  * the other's sandboxes, and a sandbox runs under one server at a time. */
 static void t_shared_state_dir(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     struct sbx_provider *b = NULL;
     struct ab_err err;
     ab_err_clear(&err);
     if (sbx_local_new(&f.cfg, &b, &err))
         T_FAIL("second server: %s", err.msg);
-    struct sbx_handle *ha = mk(&f, "ab-shared");
-    free(sh(&f, ha, "echo from-a > /workspace/f"));
+    struct sbx_handle *ha = lfx_create(&f, "ab-shared");
+    free(lfx_sh(&f, ha, "echo from-a > /workspace/f"));
     struct sbx_list_page page;
     T_OK(b->ops->list(b, NULL, NULL, NULL, 0, &page, &err));
     T_EQ_INT(page.n, 1);
@@ -1423,26 +1294,26 @@ static void t_shared_state_dir(void)
     T_EQ_INT(page.n, 0);
     sbx_list_page_cleanup(&page);
     b->ops->free(b);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 static void t_bad_config(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
     struct ab_err err;
     sbx_local_set_helper_binary(getenv("AGENTBOX_BIN"));
-    fx_set(&f, "local.uid", "0");
+    lfx_set(&f, "local.uid", "0");
     ab_err_clear(&err);
     T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_INVAL);
-    fx_set(&f, "local.uid", "1000");
-    fx_set(&f, "local.workspace", "/usr/work");
+    lfx_set(&f, "local.uid", "1000");
+    lfx_set(&f, "local.workspace", "/usr/work");
     T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_INVAL);
     T_ASSERT(strstr(err.msg, "/usr") != NULL);
-    fx_set(&f, "local.workspace", "/workspace");
-    fx_set(&f, "local.ro_binds", "/etc");
+    lfx_set(&f, "local.workspace", "/workspace");
+    lfx_set(&f, "local.ro_binds", "/etc");
     T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_INVAL);
-    fx_set(&f, "local.ro_binds", "");
+    lfx_set(&f, "local.ro_binds", "");
     /* a binary that is not agentbox */
     sbx_local_set_helper_binary("/bin/true");
     T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_UNSUPPORTED);
@@ -1461,21 +1332,21 @@ static void t_userns_unreachable_state(void)
     T_ASSERT(mkdtemp(parent) != NULL); /* mode 0700 */
     char dir[128];
     snprintf(dir, sizeof(dir), "%s/state", parent);
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "state_dir", dir);
-    fx_set(&f, "local.user_namespace", "always");
+    lfx_set(&f, "state_dir", dir);
+    lfx_set(&f, "local.user_namespace", "always");
     sbx_local_set_helper_binary(getenv("AGENTBOX_BIN"));
     struct ab_err err;
     ab_err_clear(&err);
     T_EQ_INT(sbx_local_new(&f.cfg, &f.p, &err), AB_UNSUPPORTED);
     T_ASSERT(strstr(err.msg, "chmod o+x") != NULL);
     chmod(parent, 0711);
-    fx_start(&f); /* and with the parent searchable it works */
-    struct sbx_handle *h = mk(&f, "ab-reach");
-    expect_sh(&f, h, "id -u", "1000\n");
-    destroy(&f, h);
-    fx_stop(&f);
+    lfx_start(&f, NULL); /* and with the parent searchable it works */
+    struct sbx_handle *h = lfx_create(&f, "ab-reach");
+    lfx_expect_sh(&f, h, "id -u", "1000\n");
+    lfx_destroy(&f, h);
+    lfx_stop(&f);
     T_OK(lcl__rm_tree(parent, NULL));
     T_OK(lcl__rm_tree(f.dir, NULL));
     cfg_cleanup(&f.cfg);
@@ -1493,21 +1364,21 @@ static void t_ro_binds_and_host_network(void)
     fputs("tool\n", fp);
     fclose(fp);
     chmod(path, 0644);
-    struct fx f;
+    struct lfx f;
     fx_config(&f);
-    fx_set(&f, "local.ro_binds", extra);
-    fx_set(&f, "local.network", "host");
-    fx_start(&f);
-    struct sbx_handle *h = mk(&f, "ab-binds");
+    lfx_set(&f, "local.ro_binds", extra);
+    lfx_set(&f, "local.network", "host");
+    lfx_start(&f, NULL);
+    struct sbx_handle *h = lfx_create(&f, "ab-binds");
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "cat %s/tool.txt; touch %s/x 2>/dev/null || echo ro", extra, extra);
-    expect_sh(&f, h, cmd, "tool\nro\n");
+    lfx_expect_sh(&f, h, cmd, "tool\nro\n");
     /* host network: the host's interfaces are visible */
-    char *out = sh(&f, h, "tail -n +3 /proc/net/dev | wc -l");
+    char *out = lfx_sh(&f, h, "tail -n +3 /proc/net/dev | wc -l");
     T_ASSERT(atoi(out) >= 2);
     free(out);
-    destroy(&f, h);
-    fx_done(&f);
+    lfx_destroy(&f, h);
+    lfx_done(&f);
     unlink(path);
     rmdir(extra);
 }

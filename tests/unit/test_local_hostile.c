@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "providers/local/internal.h"
 #include "providers/local/local.h"
+#include "support/local_fixture.h"
 
 static char g_self[4096];
 
@@ -209,51 +210,14 @@ static int fake_spawner(void)
  * the server side
  * ---------------------------------------------------------------------------------------- */
 
-struct fx {
-    struct config cfg;
-    char dir[64];
-    struct sbx_provider *p;
-};
-
-/* A failed assertion exits the case's process: still stop what it started. */
-static struct fx *g_live;
-
-static void cleanup_at_exit(void)
+static void fx_init(struct lfx *f)
 {
-    if (!g_live)
-        return;
-    if (g_live->p)
-        g_live->p->ops->free(g_live->p);
-    lcl__rm_tree(g_live->dir, NULL);
+    lfx_config(f, "test-hostile");
+    lfx_set(f, "sandbox.create_timeout", "5s");
+    lfx_start(f, g_self); /* the fake spawner: this test binary itself */
 }
 
-static void fx_init(struct fx *f)
-{
-    struct ab_err err;
-    ab_err_clear(&err);
-    memset(f, 0, sizeof(*f));
-    if (!g_live)
-        atexit(cleanup_at_exit);
-    g_live = f;
-    T_OK(cfg_init_defaults(&f->cfg, &err));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ab-test-hostile-XXXXXX");
-    T_ASSERT(mkdtemp(f->dir) != NULL);
-    T_OK(cfg_set(&f->cfg, "state_dir", f->dir, &err));
-    T_OK(cfg_set(&f->cfg, "sandbox.create_timeout", "5s", &err));
-    sbx_local_set_helper_binary(g_self);
-    if (sbx_local_new(&f->cfg, &f->p, &err))
-        T_FAIL("sbx_local_new with the fake spawner: %s", err.msg);
-}
-
-static void fx_done(struct fx *f)
-{
-    f->p->ops->free(f->p);
-    g_live = NULL;
-    T_OK(lcl__rm_tree(f->dir, NULL));
-    cfg_cleanup(&f->cfg);
-}
-
-static ab_status try_create(struct fx *f, const char *mode, struct sbx_handle **h,
+static ab_status try_create(struct lfx *f, const char *mode, struct sbx_handle **h,
                             struct ab_err *err)
 {
     struct sbx_info info;
@@ -267,7 +231,7 @@ static ab_status try_create(struct fx *f, const char *mode, struct sbx_handle **
     return rc;
 }
 
-static struct sbx_handle *create(struct fx *f, const char *mode)
+static struct sbx_handle *create(struct lfx *f, const char *mode)
 {
     struct sbx_handle *h;
     struct ab_err err;
@@ -288,7 +252,7 @@ static int count_fds(void)
 
 static void t_bad_setup(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     struct ab_err err;
     struct sbx_handle *h;
@@ -305,10 +269,10 @@ static void t_bad_setup(void)
     T_OK(f.p->ops->list(f.p, NULL, NULL, NULL, 0, &page, &err));
     T_EQ_INT(page.n, 0);
     sbx_list_page_cleanup(&page);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
-static ab_status exec_true(struct fx *f, struct sbx_handle *h, struct sbx_exec_result *res,
+static ab_status exec_true(struct lfx *f, struct sbx_handle *h, struct sbx_exec_result *res,
                            struct ab_err *err)
 {
     /* A generous timeout: these cases test what the server makes of a lying helper, not how
@@ -320,7 +284,7 @@ static ab_status exec_true(struct fx *f, struct sbx_handle *h, struct sbx_exec_r
 
 static void t_lies_during_ops(void)
 {
-    struct fx f;
+    struct lfx f;
     fx_init(&f);
     struct ab_err err;
     ab_err_clear(&err);
@@ -374,7 +338,7 @@ static void t_lies_during_ops(void)
 
     /* every descriptor the hostile helpers sent or that served them is closed again */
     T_EQ_INT(count_fds(), fds_before);
-    fx_done(&f);
+    lfx_done(&f);
 }
 
 static const struct t_case cases[] = {
