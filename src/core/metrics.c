@@ -106,6 +106,14 @@ static void header(struct buf *o, const char *name, const char *type, const char
     buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric with one sample, labelled by provider. */
+static void provider_metric(struct buf *o, const char *name, const char *type, const char *help,
+                            const char *pv, unsigned long long value)
+{
+    header(o, name, type, help);
+    buf_printf(o, "%s{provider=\"%s\"} %llu\n", name, pv, value);
+}
+
 ab_status metrics_render(struct ab_metrics *m, const struct metrics_sources *src,
                          struct buf *o)
 {
@@ -145,24 +153,17 @@ ab_status metrics_render(struct ab_metrics *m, const struct metrics_sources *src
 
     if (src->registry) {
         const struct sbx_registry_stats *r = src->registry;
-        header(o, "agentbox_sandboxes", "gauge", "Live sandboxes by provider.");
-        buf_printf(o, "agentbox_sandboxes{provider=\"%s\"} %llu\n", pv,
-                   (unsigned long long)r->live);
-        header(o, "agentbox_sandbox_creates_total", "counter", "Sandboxes created.");
-        buf_printf(o, "agentbox_sandbox_creates_total{provider=\"%s\"} %llu\n", pv,
-                   (unsigned long long)r->created);
-        header(o, "agentbox_sandbox_create_failures_total", "counter",
-               "Sandbox creations that failed.");
-        buf_printf(o, "agentbox_sandbox_create_failures_total{provider=\"%s\"} %llu\n", pv,
-                   (unsigned long long)r->create_failed);
-        header(o, "agentbox_sandboxes_reaped_total", "counter",
-               "Sandboxes deleted because their idle or absolute TTL expired.");
-        buf_printf(o, "agentbox_sandboxes_reaped_total{provider=\"%s\"} %llu\n", pv,
-                   (unsigned long long)r->reaped);
-        header(o, "agentbox_sandboxes_deleted_total", "counter",
-               "Sandboxes deleted by sandbox_delete.");
-        buf_printf(o, "agentbox_sandboxes_deleted_total{provider=\"%s\"} %llu\n", pv,
-                   (unsigned long long)r->deleted);
+        provider_metric(o, "agentbox_sandboxes", "gauge", "Live sandboxes by provider.", pv,
+                        r->live);
+        provider_metric(o, "agentbox_sandbox_creates_total", "counter", "Sandboxes created.", pv,
+                        r->created);
+        provider_metric(o, "agentbox_sandbox_create_failures_total", "counter",
+                        "Sandbox creations that failed.", pv, r->create_failed);
+        provider_metric(o, "agentbox_sandboxes_reaped_total", "counter",
+                        "Sandboxes deleted because their idle or absolute TTL expired.", pv,
+                        r->reaped);
+        provider_metric(o, "agentbox_sandboxes_deleted_total", "counter",
+                        "Sandboxes deleted by sandbox_delete.", pv, r->deleted);
     }
     if (src->pool) {
         const struct sbx_pool_status *p = src->pool;
