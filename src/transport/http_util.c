@@ -228,13 +228,7 @@ static bool name_is_loopback(const char *h, size_t n)
 
 bool http_host_is_loopback(const char *host)
 {
-    if (!host)
-        return false;
-    const char *h, *p;
-    size_t hn, pn;
-    if (!split_host_port(host, strlen(host), &h, &hn, &p, &pn))
-        return false;
-    return name_is_loopback(h, hn);
+    return http_host_allowed(host, NULL);
 }
 
 bool http_host_allowed(const char *host, const char *const *allowed)
