@@ -25,6 +25,7 @@
 #include "providers/local/internal.h"
 #include "providers/local/local.h"
 #include "support/local_fixture.h"
+#include "support/proc.h"
 
 static char g_self[4096];
 
@@ -241,15 +242,6 @@ static struct sbx_handle *create(struct lfx *f, const char *mode)
     return h;
 }
 
-static int count_fds(void)
-{
-    int n = 0;
-    for (int fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            n++;
-    return n;
-}
-
 static void t_bad_setup(void)
 {
     struct lfx f;
@@ -288,7 +280,7 @@ static void t_lies_during_ops(void)
     fx_init(&f);
     struct ab_err err;
     ab_err_clear(&err);
-    int fds_before = count_fds();
+    int fds_before = tp_count_fds();
     struct sbx_exec_result res;
 
     /* 12 MB of output against a 1000-byte cap, then exit code 99999 */
@@ -337,7 +329,7 @@ static void t_lies_during_ops(void)
     T_OK(f.p->ops->destroy(f.p, h, &err));
 
     /* every descriptor the hostile helpers sent or that served them is closed again */
-    T_EQ_INT(count_fds(), fds_before);
+    T_EQ_INT(tp_count_fds(), fds_before);
     lfx_done(&f);
 }
 

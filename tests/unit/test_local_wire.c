@@ -12,21 +12,13 @@
 
 #include "base/util.h"
 #include "providers/local/internal.h"
+#include "support/proc.h"
 
 static unsigned char rx[LCL_HDR + LCL_FRAME_MAX + 1];
 
 static void pair(int sv[2])
 {
     T_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
-}
-
-static int count_fds(void)
-{
-    int n = 0;
-    for (int fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            n++;
-    return n;
 }
 
 static void t_roundtrip(void)
@@ -137,7 +129,7 @@ static void t_descriptor_stuffing(void)
 {
     int sv[2];
     pair(sv);
-    int before = count_fds();
+    int before = tp_count_fds();
     int fds[8];
     for (int i = 0; i < 8; i++)
         fds[i] = eventfd(0, EFD_CLOEXEC);
@@ -161,7 +153,7 @@ static void t_descriptor_stuffing(void)
         close(fds[i]);
     struct lcl_frame f;
     T_EQ_INT(lcl__recv(sv[1], rx, &f), -EPROTO);
-    T_EQ_INT(count_fds(), before);
+    T_EQ_INT(tp_count_fds(), before);
     close(sv[0]);
     close(sv[1]);
 }

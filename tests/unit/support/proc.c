@@ -171,3 +171,12 @@ long tp_status_kib(pid_t pid, const char *field)
         fclose(fp);
     return v;
 }
+
+int tp_count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}

@@ -26,6 +26,10 @@ int tp_run(char *const argv[], const char *input, size_t input_len, struct buf *
  * the process or the field is not there. */
 long tp_status_kib(pid_t pid, const char *field);
 
+/* Descriptors open in this process (among 0..1023): compare before and after to find a
+ * leak. */
+int tp_count_fds(void);
+
 /* Read a whole file into out (capped by out's max). 0 on success. */
 int tp_read_file(const char *path, struct buf *out);
 
