@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/util.h"
 
@@ -162,6 +163,17 @@ void sbx_list_page_cleanup(struct sbx_list_page *page)
     free(page->items);
     free(page->next_cursor);
     memset(page, 0, sizeof(*page));
+}
+
+enum sbx_ftype sbx_ftype_from_mode(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return SBX_FT_FILE;
+    if (S_ISDIR(mode))
+        return SBX_FT_DIR;
+    if (S_ISLNK(mode))
+        return SBX_FT_SYMLINK;
+    return SBX_FT_OTHER;
 }
 
 /* ---- walk fallback: breadth-first over list_dir ---- */

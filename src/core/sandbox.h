@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/buf.h"
 #include "base/cancel.h"
@@ -117,6 +118,9 @@ struct sbx_stat {
     int64_t mtime_ms;
     uint32_t mode;       /* permission bits */
 };
+
+/* The type a stat(2) st_mode describes (for providers that stat real files). */
+enum sbx_ftype sbx_ftype_from_mode(mode_t mode);
 
 struct sbx_dirent {
     char *name;          /* entry name, not a path */

@@ -285,31 +285,20 @@ static void reply_simple(struct chan *c, uint32_t type)
  * stat records
  * ---------------------------------------------------------------------------------------- */
 
-static enum sbx_ftype ftype_of(mode_t m)
-{
-    if (S_ISREG(m))
-        return SBX_FT_FILE;
-    if (S_ISDIR(m))
-        return SBX_FT_DIR;
-    if (S_ISLNK(m))
-        return SBX_FT_SYMLINK;
-    return SBX_FT_OTHER;
-}
-
 /* lstat of dirfd/name, with the symlink's target type (SBX_FT_NONE when dangling). */
 static int stat_entry(int dirfd, const char *name, struct sbx_stat *out)
 {
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return -1;
-    out->type = ftype_of(st.st_mode);
+    out->type = sbx_ftype_from_mode(st.st_mode);
     out->target_type = out->type;
     out->size = (uint64_t)st.st_size;
     out->mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     out->mode = st.st_mode & 07777;
     if (out->type == SBX_FT_SYMLINK) {
         struct stat tt;
-        out->target_type = fstatat(dirfd, name, &tt, 0) == 0 ? ftype_of(tt.st_mode) : SBX_FT_NONE;
+        out->target_type = fstatat(dirfd, name, &tt, 0) == 0 ? sbx_ftype_from_mode(tt.st_mode) : SBX_FT_NONE;
     }
     return 0;
 }

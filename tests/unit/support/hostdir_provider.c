@@ -60,20 +60,9 @@ static int hd_open(struct hd_provider *hp, const char *path, int flags, mode_t m
     return (int)syscall(SYS_openat2, hp->rootfd, path, &how, sizeof(how));
 }
 
-static enum sbx_ftype mode_type(mode_t m)
-{
-    if (S_ISREG(m))
-        return SBX_FT_FILE;
-    if (S_ISDIR(m))
-        return SBX_FT_DIR;
-    if (S_ISLNK(m))
-        return SBX_FT_SYMLINK;
-    return SBX_FT_OTHER;
-}
-
 static void fill_stat(struct sbx_stat *st, const struct stat *s)
 {
-    st->type = mode_type(s->st_mode);
+    st->type = sbx_ftype_from_mode(s->st_mode);
     st->target_type = st->type;
     st->size = (uint64_t)s->st_size;
     st->mtime_ms = (int64_t)s->st_mtim.tv_sec * 1000 + s->st_mtim.tv_nsec / 1000000;
@@ -127,7 +116,7 @@ static ab_status hd_stat_path(struct hd_provider *hp, const char *path, struct s
         int fd = hd_open(hp, path, O_PATH, 0);
         struct stat t;
         if (fd >= 0 && fstat(fd, &t) == 0)
-            st->target_type = mode_type(t.st_mode);
+            st->target_type = sbx_ftype_from_mode(t.st_mode);
         else
             st->target_type = SBX_FT_NONE;
         if (fd >= 0)
