@@ -437,18 +437,25 @@ static ab_status stream_send(struct mcp_stream *base, const json_t *msg, bool fi
 }
 
 /* The request ended without a response (cancelled). */
+/* The stream is done with its connection: detach it, and tell a JSON request that no
+ * response is coming (it answers 202/empty instead of waiting). Session lock held. */
+static void stream_release_conn_locked(struct hstream *st)
+{
+    struct hreq *r = st->conn;
+    if (!r)
+        return;
+    if (st->kind == SK_JSON && !r->json_ready)
+        r->json_none = true;
+    req_detach_locked(r);
+}
+
 static void stream_end(struct mcp_stream *base)
 {
     struct hstream *st = (struct hstream *)base;
     struct hsession *s = st->sess;
     pthread_mutex_lock(&s->lock);
     st->finished = true;
-    struct hreq *r = st->conn;
-    if (r) {
-        if (st->kind == SK_JSON && !r->json_ready)
-            r->json_none = true;
-        req_detach_locked(r);
-    }
+    stream_release_conn_locked(st);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -482,12 +489,7 @@ static void stream_free(struct mcp_stream *base)
         }
     if (s->standalone == st)
         s->standalone = NULL;
-    struct hreq *r = st->conn;
-    if (r) {
-        if (st->kind == SK_JSON && !r->json_ready)
-            r->json_none = true;
-        req_detach_locked(r);
-    }
+    stream_release_conn_locked(st);
     pthread_mutex_unlock(&s->lock);
     free(st);
     session_unref(s);
