@@ -72,7 +72,11 @@ test('a pod runs as its runAsUser, in its own root, with the volume at /workspac
   // Deleting the claim stops the pod: its runtime is gone and nothing stays mounted.
   await k('DELETE', `${GE}/sandboxclaims/iso`);
   await c.waitFor(async () => !(await k('GET', '/_admin/state')).pods[claim.status.sandbox.name], 20000);
-  await c.waitFor(() => bgHostPids.every((d) => !fs.existsSync(`/proc/${d}`) || fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1][0] === 'Z'), 10000);
+  // Gone, or a zombie on its way: the process may exit between any two looks at /proc.
+  const ended = (d) => {
+    try { return fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1][0] === 'Z'; } catch (e) { if (e.code === 'ENOENT' || e.code === 'ESRCH') return true; throw e; }
+  };
+  await c.waitFor(() => bgHostPids.every(ended), 10000);
   const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   assert.ok(!mounts.includes(pod.dir), 'a pod mount leaked into the host namespace');
   // The runtime (the pod's PID 1) is killed asynchronously when its pod stops.
