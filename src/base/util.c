@@ -180,6 +180,15 @@ size_t ab_utf8_trim_len(const char *str, size_t len)
     return back >= need ? len : i - 1;
 }
 
+void ab_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
 bool ab_consttime_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     const unsigned char *x = a, *y = b;

@@ -31,6 +31,8 @@ bool ab_parse_size(const char *s, uint64_t *out);
 bool ab_utf8_valid(const char *s, size_t len);
 /* Length of the longest prefix of s (at most len bytes) that ends on a UTF-8 boundary. */
 size_t ab_utf8_trim_len(const char *s, size_t len);
+/* Free a NULL-terminated vector of strings and the strings (argv, envp); NULL is a no-op. */
+void ab_strv_free(char **v);
 /* Constant-time comparison of two byte strings (length leaks, content does not). */
 bool ab_consttime_equal(const void *a, size_t alen, const void *b, size_t blen);
 

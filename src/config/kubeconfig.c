@@ -430,15 +430,6 @@ ab_status cfg_kubeconfig_load(const char *paths, const char *context, struct cfg
     return rc;
 }
 
-static void strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
 static void free_secret(void *p, size_t len)
 {
     if (p && len)
@@ -466,8 +457,8 @@ void cfg_kubeconfig_cleanup(struct cfg_kubeconfig *kc)
     free(kc->username);
     free_secret(kc->password, kc->password ? strlen(kc->password) : 0);
     free(kc->exec.command);
-    strv_free(kc->exec.args);
-    strv_free(kc->exec.env);
+    ab_strv_free(kc->exec.args);
+    ab_strv_free(kc->exec.env);
     free(kc->exec.api_version);
     free(kc->exec.install_hint);
     memset(kc, 0, sizeof(*kc));

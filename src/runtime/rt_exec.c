@@ -60,11 +60,7 @@ static ab_status argv_push(struct argv_vec *a, struct buf *tok)
 
 void rt_argv_free(char **argv)
 {
-    if (!argv)
-        return;
-    for (char **p = argv; *p; p++)
-        free(*p);
-    free(argv);
+    ab_strv_free(argv);
 }
 
 static bool sh_space(char c)

@@ -381,12 +381,8 @@ void k8s_client_free(struct k8s_client *c)
     free(c->token_file);
     secret_free(c->file_token);
     free(c->exec.command);
-    for (char **p = c->exec.args; p && *p; p++)
-        free(*p);
-    free(c->exec.args);
-    for (char **p = c->exec.env; p && *p; p++)
-        free(*p);
-    free(c->exec.env);
+    ab_strv_free(c->exec.args);
+    ab_strv_free(c->exec.env);
     free(c->exec.api_version);
     free(c->exec.install_hint);
     secret_free(c->exec_token);
