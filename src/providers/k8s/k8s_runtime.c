@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1210,6 +1211,36 @@ static ab_status run_script(struct k8s_provider *p, struct sbx_handle *h, const 
     return rc;
 }
 
+/* Run a helper script about one sandbox path: `p=<its real path, quoted>; ` then fmt. out
+ * (NULL: discarded) and *exit_code as for run_script. */
+static ab_status run_path_script(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                                 struct buf *out, int *exit_code, struct ab_err *err,
+                                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static ab_status run_path_script(struct k8s_provider *p, struct sbx_handle *h, const char *path,
+                                 struct buf *out, int *exit_code, struct ab_err *err,
+                                 const char *fmt, ...)
+{
+    char *real = to_real(p, h, path);
+    char *q = real ? k8s_shquote(real) : NULL;
+    char *body = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&body, fmt, ap) < 0)
+        body = NULL;
+    va_end(ap);
+    char *script = q && body ? ab_asprintf("p=%s; %s", q, body) : NULL;
+    struct buf discard;
+    ab_status rc = script ? run_script(p, h, script, out ? out : &discard, exit_code, err)
+                          : ab_err_set(err, AB_NOMEM, "out of memory");
+    if (!rc && !out)
+        buf_cleanup(&discard);
+    free(script);
+    free(body);
+    free(q);
+    free(real);
+    return rc;
+}
+
 /* ---- file primitives ---- */
 
 static enum sbx_ftype ftype_of(char c)
@@ -1333,19 +1364,9 @@ static ab_status why_status(int code, const char *path, struct ab_err *err)
 static ab_status why_unreadable(struct k8s_provider *p, struct sbx_handle *h, const char *path,
                                 int *code, struct ab_err *err)
 {
-    char *real = to_real(p, h, path);
-    char *q = k8s_shquote(real);
-    char *script = ab_asprintf("p=%s; if [ -e \"$p\" ] || [ -L \"$p\" ]; then [ -d \"$p\" ] && "
-                               "exit 4; [ -r \"$p\" ] || exit 5; exit 7; fi; " SH_WHY_MISSING,
-                               q);
-    struct buf out;
-    ab_status rc = run_script(p, h, script, &out, code, err);
-    if (!rc)
-        buf_cleanup(&out);
-    free(script);
-    free(q);
-    free(real);
-    return rc;
+    return run_path_script(p, h, path, NULL, code, err,
+                           "if [ -e \"$p\" ] || [ -L \"$p\" ]; then [ -d \"$p\" ] && exit 4; "
+                           "[ -r \"$p\" ] || exit 5; exit 7; fi; " SH_WHY_MISSING);
 }
 
 /* Why could the runtime not create path? Creates missing parent directories when that is
@@ -1353,11 +1374,9 @@ static ab_status why_unreadable(struct k8s_provider *p, struct sbx_handle *h, co
 static ab_status why_unwritable(struct k8s_provider *p, struct sbx_handle *h, const char *path,
                                 int *code, struct ab_err *err)
 {
-    char *real = to_real(p, h, path);
-    char *q = k8s_shquote(real);
     /* clang-format off */
-    char *script = ab_asprintf(
-        "p=%s; [ -d \"$p\" ] && exit 4; "
+    return run_path_script(p, h, path, NULL, code, err,
+        "[ -d \"$p\" ] && exit 4; "
         "if [ -e \"$p\" ] || [ -L \"$p\" ]; then [ -w \"$p\" ] || exit 5; exit 7; fi; "
         "d=$p; " SH_UP("d")
         "a=$d; until [ -e \"$a\" ] || [ -L \"$a\" ]; do "
@@ -1365,17 +1384,8 @@ static ab_status why_unwritable(struct k8s_provider *p, struct sbx_handle *h, co
         "done; "
         "[ -d \"$a\" ] || exit 6; [ -w \"$a\" ] && [ -x \"$a\" ] || exit 5; "
         "[ \"$a\" = \"$d\" ] && exit 7; "
-        "mkdir -p -- \"$d\" 2>/dev/null || exit 5; exit 0",
-        q);
+        "mkdir -p -- \"$d\" 2>/dev/null || exit 5; exit 0");
     /* clang-format on */
-    struct buf out;
-    ab_status rc = run_script(p, h, script, &out, code, err);
-    if (!rc)
-        buf_cleanup(&out);
-    free(script);
-    free(q);
-    free(real);
-    return rc;
 }
 
 ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *path,
@@ -1384,14 +1394,12 @@ ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *
     ab_status rc = probe_runtime(p, h, err);
     if (rc)
         return rc;
-    char *real = to_real(p, h, path);
-    char *q = k8s_shquote(real);
-    char *script = ab_asprintf("p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING
-                               "; fi; find \"$p\" -maxdepth 0 -printf %s 2>/dev/null",
-                               q, FIND_FMT_NAME);
     struct buf out;
     int code = 0;
-    rc = run_script(p, h, script, &out, &code, err);
+    rc = run_path_script(p, h, path, &out, &code, err,
+                         "if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING "; fi; "
+                         "find \"$p\" -maxdepth 0 -printf %s 2>/dev/null",
+                         FIND_FMT_NAME);
     if (!rc) {
         size_t pos = 0;
         struct rec r;
@@ -1403,9 +1411,6 @@ ab_status k8s_rt_stat(struct k8s_provider *p, struct sbx_handle *h, const char *
             *st = r.st;
         buf_cleanup(&out);
     }
-    free(script);
-    free(q);
-    free(real);
     return rc;
 }
 
@@ -1419,18 +1424,12 @@ static ab_status find_in_dir(struct k8s_provider *p, struct sbx_handle *h, const
     ab_status rc = probe_runtime(p, h, err);
     if (rc)
         return rc;
-    char *real = to_real(p, h, path);
-    char *q = k8s_shquote(real);
-    char *script =
-        ab_asprintf("p=%s; if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING
-                    "; fi; [ -d \"$p\" ] || exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
-                    "find \"$p\" %s",
-                    q, find_args);
     *code = 0;
-    rc = run_script(p, h, script, out, code, err);
-    free(script);
-    free(q);
-    free(real);
+    rc = run_path_script(p, h, path, out, code, err,
+                         "if ! [ -e \"$p\" ] && ! [ -L \"$p\" ]; then " SH_WHY_MISSING "; fi; "
+                         "[ -d \"$p\" ] || exit 4; [ -r \"$p\" ] && [ -x \"$p\" ] || exit 5; "
+                         "find \"$p\" %s",
+                         find_args);
     if (rc)
         return rc;
     if (*code == WHY_ABSENT || *code == WHY_ISDIR || *code == WHY_DENIED || *code == WHY_NOTDIR) {
