@@ -659,9 +659,21 @@ static void t_mode_tunnel_with_fake_kubectl(void)
     out = run(p, h, "echo again", NULL);
     T_EQ_STR(out, "again\n");
     free(out);
+    /* ... through a new kubectl (the pid file gains a line), which free() stops and reaps */
+    f = fopen(pidfile, "r");
+    int first = 0, last = 0, n = 0;
+    T_ASSERT(f != NULL);
+    for (int v; fscanf(f, "%d", &v) == 1; n++)
+        last = n == 0 ? (first = v) : v;
+    fclose(f);
+    T_EQ_INT(first, pid);
+    T_ASSERT(n >= 2 && last != pid);
     T_OK(p->ops->destroy(p, h, &err));
     p->ops->free(p); /* stops the tunnel */
     T_ASSERT(kill(pid, 0) != 0);
+    for (int i = 0; kill(last, 0) == 0 && i < 100; i++)
+        usleep(50000);
+    T_ASSERT(kill(last, 0) != 0); /* gone and reaped: a zombie would still answer kill(0) */
     cfg_cleanup(&cfg);
     tk8s_stop(&C);
 }
@@ -1030,6 +1042,7 @@ static void t_fault_dropped_watch_and_410_recover(void)
 {
     struct fx f;
     fx_begin(&f, NULL, SETS("k8s.warm_pool=cold-pool"), NULL);
+    json_decref(tk8s_http(&C, "DELETE", "/_admin/requests", NULL, NULL));
     tk8s_fault(&C, "{\"podStartDelayMs\":1500,\"goneNext\":1}");
     pid_t killer = fork();
     if (killer == 0) {
@@ -1042,6 +1055,35 @@ static void t_fault_dropped_watch_and_410_recover(void)
     if (create(f.p, "ab-drop", &f.h, &f.err))
         T_FAIL("create with dropped watches: %s", f.err.msg);
     waitpid(killer, NULL, 0);
+    /* What the API server saw for the claim: GET, then a watch from its resourceVersion that
+     * got the 410, then a GET again (the re-read), then watches resumed after the drops. */
+    json_t *log = tk8s_http(&C, "GET", "/_admin/requests", NULL, NULL);
+    T_ASSERT(json_is_array(log));
+    int watches = 0, gets_before_second_watch = 0, resumed = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(log, i, e) {
+        const char *path = json_string_value(json_object_get(e, "path"));
+        const char *query = json_string_value(json_object_get(e, "query"));
+        if (!path || !strstr(path, "/sandboxclaims"))
+            continue;
+        bool watch = query && strstr(query, "watch=");
+        if (watch) {
+            watches++;
+            if (strstr(query, "resourceVersion=") && !strstr(query, "resourceVersion=0&") &&
+                watches > 1)
+                resumed++;
+        } else if (strstr(path, "/sandboxclaims/ab-drop") && watches == 1) {
+            gets_before_second_watch++;
+        }
+    }
+    printf("  claim watches: %d (resumed from a resourceVersion: %d); re-reads after the 410: "
+           "%d\n",
+           watches, resumed, gets_before_second_watch);
+    T_ASSERT(watches >= 3);                   /* the 410'd one, and more after the drops */
+    T_ASSERT(gets_before_second_watch >= 1); /* the 410 made it re-read the claim */
+    T_ASSERT(resumed >= 2);
+    json_decref(log);
     char *out = run(f.p, f.h, "echo ok", NULL);
     T_EQ_STR(out, "ok\n");
     free(out);
