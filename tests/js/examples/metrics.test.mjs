@@ -139,3 +139,32 @@ test('/metrics parses as Prometheus text, follows the naming conventions, and mo
     assert.equal((await srv.stop()).code, 0);
   }
 });
+
+test('/metrics counts the sandboxes the reaper deletes', { timeout: 120000 }, async () => {
+  const token = 'metrics-test-token-0123456789abcdef';
+  const srv = await startHttp({
+    env: { AGENTBOX_TOKEN: token },
+    args: ['--set', 'sandbox.pool.size=0', '--set', 'sandbox.idle_ttl=1s', '--set', 'sandbox.reap_interval=1s'],
+  });
+  try {
+    const before = await scrape(srv, token);
+    assert.equal(before.value('agentbox_sandboxes_reaped_total', { provider: 'local' }), 0);
+    const { client, transport } = await connect(srv.url, token);
+    const r = await client.callTool({ name: 'execute', arguments: { command: 'true' } });
+    assert.ok(!r.isError, JSON.stringify(r));
+    assert.equal((await scrape(srv, token)).value('agentbox_sandboxes', { provider: 'local' }), 1);
+    // Idle for a second, then found by the reaper (it looks every second): bounded wait.
+    let now;
+    for (let i = 0; i < 100; i++) {
+      now = await scrape(srv, token);
+      if (now.value('agentbox_sandboxes_reaped_total', { provider: 'local' }) === 1) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(now.value('agentbox_sandboxes_reaped_total', { provider: 'local' }), 1);
+    assert.equal(now.value('agentbox_sandboxes', { provider: 'local' }), 0);
+    await transport.terminateSession();
+    await client.close();
+  } finally {
+    assert.equal((await srv.stop()).code, 0);
+  }
+});
