@@ -132,21 +132,14 @@ static ab_status read_token_file(const char *path, struct entry_list *out, struc
         AB_LOG_WARN("http.auth.token_file_mode",
                     "path=%s mode=%03o hint=\"the file is readable by others; chmod 600 it\"", path,
                     (unsigned)(st.st_mode & 0777));
-    char chunk[8192];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = ab_err_sys(err, AB_IO, errno, "auth.token_file %s", path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(&text, chunk, (size_t)n)) {
-            rc = ab_err_set(err, AB_LIMIT, "auth.token_file %s: larger than 4 MiB", path);
-            goto out;
-        }
+    rc = buf_read_fd(&text, fd); /* wipes its bounce buffer: the file holds secrets */
+    if (rc == AB_IO) {
+        rc = ab_err_sys(err, AB_IO, errno, "auth.token_file %s", path);
+        goto out;
+    }
+    if (rc) {
+        rc = ab_err_set(err, AB_LIMIT, "auth.token_file %s: larger than 4 MiB", path);
+        goto out;
     }
     out->from_file = true;
     rc = http_auth_parse_file_text(text.data ? text.data : "", text.len, path, entry_add, out, err);

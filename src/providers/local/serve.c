@@ -175,15 +175,6 @@ static void ep_mod(int fd, uint32_t events, struct watch *w)
     epoll_ctl(H.ep, EPOLL_CTL_MOD, fd, &ev);
 }
 
-static void strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
 static void close_fd(int *fd)
 {
     if (*fd >= 0)
@@ -374,7 +365,7 @@ static char **merge_env(char **extra, size_t nextra, const char *cwd)
         goto nomem;
     return v;
 nomem:
-    strv_free(v);
+    ab_strv_free(v);
     return NULL;
 }
 
@@ -383,8 +374,8 @@ static void exec_free(struct exec *x)
     ep_close(&x->out_fd);
     ep_close(&x->in_fd);
     free(x->in_buf);
-    strv_free(x->argv);
-    strv_free(x->envp);
+    ab_strv_free(x->argv);
+    ab_strv_free(x->envp);
     free(x->cwd);
     free(x);
 }
@@ -563,8 +554,8 @@ static void exec_spawn(struct chan *c, struct exec *x)
         set_nonblock(x->in_fd);
         ep_add(x->in_fd, EPOLLOUT, &x->win);
     }
-    strv_free(x->argv);
-    strv_free(x->envp);
+    ab_strv_free(x->argv);
+    ab_strv_free(x->envp);
     x->argv = x->envp = NULL;
     x->ch = c;
     c->ex = x;
@@ -787,7 +778,7 @@ static void start_exec(struct chan *c, const unsigned char *p, size_t len)
         goto drop;
     }
     x->envp = merge_env(env, envc, x->cwd);
-    strv_free(env);
+    ab_strv_free(env);
     env = NULL;
     if (!x->envp) {
         reply_error(c, AB_NOMEM, ENOMEM, "out of memory in the sandbox helper");
@@ -808,7 +799,7 @@ static void start_exec(struct chan *c, const unsigned char *p, size_t len)
     exec_spawn(c, x);
     return;
 drop:
-    strv_free(env);
+    ab_strv_free(env);
     exec_free(x);
 }
 

@@ -86,23 +86,11 @@ ab_status lcl__read_small(const char *path, size_t max, char **out, size_t *len,
         return ab_err_sys(err, ab_status_from_errno(errno), errno, "cannot open %s", path);
     struct buf b;
     buf_init(&b, max);
-    ab_status rc = AB_OK;
-    char chunk[4096];
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = ab_err_sys(err, AB_IO, errno, "cannot read %s", path);
-            break;
-        }
-        if (r == 0)
-            break;
-        if (buf_append(&b, chunk, (size_t)r)) {
-            rc = ab_err_set(err, AB_LIMIT, "%s is larger than %zu bytes", path, max);
-            break;
-        }
-    }
+    ab_status rc = buf_read_fd(&b, fd);
+    if (rc == AB_IO)
+        rc = ab_err_sys(err, AB_IO, errno, "cannot read %s", path);
+    else if (rc)
+        rc = ab_err_set(err, AB_LIMIT, "%s is larger than %zu bytes", path, max);
     close(fd);
     if (rc) {
         buf_cleanup(&b);
