@@ -47,7 +47,7 @@ test('the router variant in its comment is valid too', () => {
   const token = path.join(dir, 'token');
   fs.writeFileSync(token, 'router-token-0123456789abcdef\n', { mode: 0o600 });
   const config = base.replace(/^(\s+)connection: in-cluster$/m,
-    variant.join('\n').replace('/etc/agentbox-router/token', token));
+    variant.join('\n').replace('/var/run/secrets/router/token', token));
   const out = check(config, 'router.yaml');
   assert.match(out, /^k8s\.connection: "direct"$/m);
   assert.match(out, /^k8s\.router_url: "http:\/\/sandbox-router-svc\.agent-sandbox-system\.svc:8080"$/m);
