@@ -29,6 +29,13 @@ void buf_cleanup(struct buf *b)
     b->cap = 0;
 }
 
+void buf_cleanup_secret(struct buf *b)
+{
+    if (b && b->data)
+        explicit_bzero(b->data, b->cap);
+    buf_cleanup(b);
+}
+
 void buf_reset(struct buf *b)
 {
     b->len = 0;

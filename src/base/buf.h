@@ -25,6 +25,9 @@ struct buf {
 
 void buf_init(struct buf *b, size_t max);
 void buf_cleanup(struct buf *b);
+/* buf_cleanup for a buffer that held a secret (a key, a token file): the memory is wiped
+ * with explicit_bzero first, which, unlike memset, the compiler cannot drop before free. */
+void buf_cleanup_secret(struct buf *b);
 /* Forget the contents but keep the allocation. */
 void buf_reset(struct buf *b);
 

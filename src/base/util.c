@@ -180,6 +180,14 @@ size_t ab_utf8_trim_len(const char *str, size_t len)
     return back >= need ? len : i - 1;
 }
 
+void ab_secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
 void ab_strv_free(char **v)
 {
     if (!v)

@@ -33,6 +33,9 @@ bool ab_utf8_valid(const char *s, size_t len);
 size_t ab_utf8_trim_len(const char *s, size_t len);
 /* Free a NULL-terminated vector of strings and the strings (argv, envp); NULL is a no-op. */
 void ab_strv_free(char **v);
+/* Wipe a NUL-terminated secret (explicit_bzero: not elided before free), then free it;
+ * NULL is a no-op. */
+void ab_secret_free(char *s);
 /* Constant-time comparison of two byte strings (length leaks, content does not). */
 bool ab_consttime_equal(const void *a, size_t alen, const void *b, size_t blen);
 

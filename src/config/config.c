@@ -287,9 +287,7 @@ static ab_status strlist_push(struct cfg_strlist *l, const char *s)
 static void tokens_free(struct cfg_auth *a)
 {
     for (size_t i = 0; i < a->ntokens; i++) {
-        if (a->tokens[i].token)
-            memset(a->tokens[i].token, 0, strlen(a->tokens[i].token));
-        free(a->tokens[i].token);
+        ab_secret_free(a->tokens[i].token);
         free(a->tokens[i].principal);
     }
     free(a->tokens);

@@ -144,9 +144,7 @@ static ab_status read_token_file(const char *path, struct entry_list *out, struc
     out->from_file = true;
     rc = http_auth_parse_file_text(text.data ? text.data : "", text.len, path, entry_add, out, err);
 out:
-    if (text.data)
-        memset(text.data, 0, text.len);
-    buf_cleanup(&text);
+    buf_cleanup_secret(&text);
     close(fd);
     return rc;
 }

@@ -104,14 +104,6 @@ char *k8s_urlencode(const char *s)
     return buf_steal(&b, NULL);
 }
 
-static void secret_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 static ab_status read_small_file(const char *path, struct buf *out, size_t max, struct ab_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -373,23 +365,19 @@ void k8s_client_free(struct k8s_client *c)
     free(c->ca_file);
     buf_cleanup(&c->ca);
     buf_cleanup(&c->cert);
-    if (c->key.data)
-        explicit_bzero(c->key.data, c->key.len);
-    buf_cleanup(&c->key);
-    secret_free(c->basic_userpwd);
-    secret_free(c->static_token);
+    buf_cleanup_secret(&c->key);
+    ab_secret_free(c->basic_userpwd);
+    ab_secret_free(c->static_token);
     free(c->token_file);
-    secret_free(c->file_token);
+    ab_secret_free(c->file_token);
     free(c->exec.command);
     ab_strv_free(c->exec.args);
     ab_strv_free(c->exec.env);
     free(c->exec.api_version);
     free(c->exec.install_hint);
-    secret_free(c->exec_token);
+    ab_secret_free(c->exec_token);
     buf_cleanup(&c->exec_cert);
-    if (c->exec_key.data)
-        explicit_bzero(c->exec_key.data, c->exec_key.len);
-    buf_cleanup(&c->exec_key);
+    buf_cleanup_secret(&c->exec_key);
     free(c->exec_cluster_server);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -531,7 +519,7 @@ static ab_status exec_plugin_run(struct k8s_client *c, struct ab_err *err)
                         c->exec.command);
         goto out;
     }
-    secret_free(c->exec_token);
+    ab_secret_free(c->exec_token);
     c->exec_token = tok ? ab_strdup(tok) : NULL;
     buf_reset(&c->exec_cert);
     buf_reset(&c->exec_key);
@@ -556,7 +544,7 @@ out:
     }
     buf_cleanup(&out);
     buf_cleanup(&errb);
-    secret_free(infoenv);
+    ab_secret_free(infoenv);
     free(envv);
     return rc;
 }
@@ -571,11 +559,9 @@ struct creds {
 
 static void creds_cleanup(struct creds *cr)
 {
-    secret_free(cr->bearer);
+    ab_secret_free(cr->bearer);
     buf_cleanup(&cr->cert);
-    if (cr->key.data)
-        explicit_bzero(cr->key.data, cr->key.len);
-    buf_cleanup(&cr->key);
+    buf_cleanup_secret(&cr->key);
 }
 
 static ab_status get_creds(struct k8s_client *c, struct creds *cr, struct ab_err *err)
@@ -594,11 +580,10 @@ static ab_status get_creds(struct k8s_client *c, struct creds *cr, struct ab_err
              st.st_mtim.tv_nsec != c->token_mtime.tv_nsec)) {
             struct buf b;
             if (read_small_file(c->token_file, &b, 64 * 1024, err) == AB_OK) {
-                secret_free(c->file_token);
+                ab_secret_free(c->file_token);
                 c->file_token = trim_dup(&b);
                 c->token_mtime = st.st_mtim;
-                explicit_bzero(b.data ? b.data : (char[1]){0}, b.len);
-                buf_cleanup(&b);
+                buf_cleanup_secret(&b);
             }
         }
         tok = c->file_token;

@@ -36,14 +36,6 @@
 
 #define RTOK_MAX_FILE 65536
 
-static void secret_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 /* RFC 9110 section 5.5: a field value is visible ASCII, spaces and tabs; a token also must
  * not hold spaces (the router takes everything after "Bearer "), and CR/LF would end the
  * header line (request smuggling). So: printable ASCII without spaces. */
@@ -107,9 +99,7 @@ static ab_status read_token_file(struct k8s_rtok *t, char **out, struct stat *st
     if (!*out)
         rc = ab_err_set(err, AB_NOMEM, "out of memory");
 out:
-    if (b.data)
-        explicit_bzero(b.data, b.len);
-    buf_cleanup(&b);
+    buf_cleanup_secret(&b);
     close(fd);
     return rc;
 }
@@ -142,7 +132,7 @@ ab_status k8s_rtok_init(struct k8s_rtok *t, const char *value, const char *file,
 
 void k8s_rtok_cleanup(struct k8s_rtok *t)
 {
-    secret_free(t->value);
+    ab_secret_free(t->value);
     free(t->file);
     t->value = t->file = NULL;
     pthread_mutex_destroy(&t->lock);
@@ -180,7 +170,7 @@ ab_status k8s_rtok_header(struct k8s_rtok *t, bool force, char **hdr, bool *chan
         rc = read_token_file(t, &fresh, &st, &rerr);
         if (rc == AB_OK) {
             bool differs = !t->value || strcmp(fresh, t->value) != 0;
-            secret_free(t->value);
+            ab_secret_free(t->value);
             t->value = fresh;
             t->id = st;
             t->warned = false;
@@ -212,5 +202,5 @@ ab_status k8s_rtok_header(struct k8s_rtok *t, bool force, char **hdr, bool *chan
 
 void k8s_rtok_header_free(char *hdr)
 {
-    secret_free(hdr);
+    ab_secret_free(hdr);
 }
