@@ -68,8 +68,10 @@ struct run {
     char state[64];
 };
 
-/* Run `agentbox doctor` with a private state directory plus extra arguments (NULL-ended). */
-static void doctor(struct run *r, ...)
+/* Run `agentbox SUBCOMMAND --set state_dir=<private> ARGS...` (words: the subcommand, then
+ * its arguments, NULL-ended; the private state directory comes first so that arguments can
+ * override it), with input on stdin. */
+static void agentbox(struct run *r, const char *input, const char *const *words)
 {
     memset(r, 0, sizeof(*r));
     buf_init(&r->out, 1 << 20);
@@ -78,16 +80,26 @@ static void doctor(struct run *r, ...)
     T_ASSERT(mkdtemp(r->state) != NULL);
     char state_set[128];
     snprintf(state_set, sizeof(state_set), "state_dir=%s", r->state);
-    char *argv[32] = {(char *)tp_agentbox_bin(), "doctor", "--set", state_set};
+    char *argv[32] = {(char *)tp_agentbox_bin(), (char *)words[0], "--set", state_set};
     int n = 4;
+    for (size_t i = 1; words[i] && n < 31; i++)
+        argv[n++] = (char *)words[i];
+    r->code = tp_run(argv, input, input ? strlen(input) : 0, &r->out, &r->err, 60000);
+    printf("---- agentbox %s (exit %d)\n%s%s----\n", words[0], r->code, buf_cstr(&r->out),
+           buf_cstr(&r->err));
+}
+
+/* Run `agentbox doctor` with a private state directory plus extra arguments (NULL-ended). */
+static void doctor(struct run *r, ...)
+{
+    const char *words[32] = {"doctor"};
+    size_t n = 1;
     va_list ap;
     va_start(ap, r);
     for (const char *a; (a = va_arg(ap, const char *)) && n < 31;)
-        argv[n++] = (char *)a;
+        words[n++] = a;
     va_end(ap);
-    r->code = tp_run(argv, NULL, 0, &r->out, &r->err, 60000);
-    printf("---- agentbox doctor (exit %d)\n%s%s----\n", r->code, buf_cstr(&r->out),
-           buf_cstr(&r->err));
+    agentbox(r, NULL, words);
 }
 
 static void run_done(struct run *r)
@@ -216,28 +228,15 @@ static void t_namespaces_denied(void)
 static void t_serve_namespaces_denied(void)
 {
     deny_namespaces();
-    const char *modes[][2] = {{"--stdio", NULL}, {"--http", "127.0.0.1:0"}};
+    static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+                               "\"params\":{\"protocolVersion\":\"2025-11-25\","
+                               "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
+                               "\"version\":\"1\"}}}\n";
+    const char *const modes[][4] = {{"serve", "--stdio", NULL},
+                                    {"serve", "--http", "127.0.0.1:0", NULL}};
     for (size_t i = 0; i < AB_ARRAY_LEN(modes); i++) {
         struct run r;
-        memset(&r, 0, sizeof(r));
-        buf_init(&r.out, 1 << 20);
-        buf_init(&r.err, 1 << 20);
-        snprintf(r.state, sizeof(r.state), "/tmp/ab-test-doctor-XXXXXX");
-        T_ASSERT(mkdtemp(r.state) != NULL);
-        char state_set[128];
-        snprintf(state_set, sizeof(state_set), "state_dir=%s", r.state);
-        char *argv[] = {(char *)tp_agentbox_bin(), "serve", (char *)modes[i][0],
-                        (char *)modes[i][1], NULL, NULL, NULL};
-        int n = modes[i][1] ? 4 : 3;
-        argv[n++] = "--set";
-        argv[n++] = state_set;
-        static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
-                                   "\"params\":{\"protocolVersion\":\"2025-11-25\","
-                                   "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
-                                   "\"version\":\"1\"}}}\n";
-        r.code = tp_run(argv, init, sizeof(init) - 1, &r.out, &r.err, 60000);
-        printf("---- agentbox serve %s (exit %d)\nstdout: %s\nstderr: %s----\n", modes[i][0],
-               r.code, buf_cstr(&r.out), buf_cstr(&r.err));
+        agentbox(&r, init, modes[i]);
         T_EQ_INT(r.code, 1);
         T_EQ_INT((int)r.out.len, 0);
         const char *e = buf_cstr(&r.err);
